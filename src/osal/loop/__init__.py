@@ -1,0 +1,1 @@
+"""The outer active-learning loop: rounds, the query callback and the run's records."""

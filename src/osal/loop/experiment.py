@@ -1,0 +1,137 @@
+"""One active-learning run: R queries, a fresh Trainer and fresh modules for every fit.
+
+Row r of metrics.csv describes the state after r queries: the counts, the r-th query
+(what it cost and how many knowns it found) and the classifier trained on the labels
+after it. Round 0 tests the classifier trained on the initial set; round R the one
+trained after the last query.
+"""
+
+import logging
+import os
+import time
+
+import lightning as L
+import numpy as np
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from osal.loop import selection_metrics as sm
+from osal.loop.query_callback import QueryCallback
+from osal.loop.records import MetricsTable, table_header, table_line, write_json
+from osal.loop.validate import validate_against_data, validate_config
+
+log = logging.getLogger(__name__)
+
+ROLES = {"classifier": 0, "detector": 1}
+
+
+class Experiment:
+    """Runs the loop described by a composed config and writes its records under `output_dir`."""
+
+    def __init__(self, cfg, output_dir):
+        validate_config(cfg)
+        self.cfg = cfg
+        self.output_dir = str(output_dir)
+        self.seed = int(cfg.seed)
+        os.makedirs(self.output_dir, exist_ok=True)
+
+    # -- seeds -------------------------------------------------------------------------
+    def fit_seed(self, round_index: int, role: str) -> int:
+        """A seed per (round, model): a round's weights do not depend on how earlier rounds ran."""
+        return int(np.random.SeedSequence([self.seed, round_index, ROLES[role]]).generate_state(1)[0] % (2 ** 31))
+
+    # -- building blocks ---------------------------------------------------------------
+    def make_trainer(self, callbacks=()):
+        return instantiate(self.cfg.trainer, callbacks=list(callbacks), logger=False,
+                           default_root_dir=self.output_dir)
+
+    def fit(self, role: str, round_index: int, datamodule, query: QueryCallback = None):
+        """Fit a fresh module of `role`; returns (module, trainer, seconds spent fitting)."""
+        L.seed_everything(self.fit_seed(round_index, role), workers=True, verbose=False)
+        if role == "detector":
+            module = instantiate(self.cfg.strategy.detector.module)(num_known=datamodule.num_known)
+            datamodule.train_with_invalid = bool(self.cfg.strategy.detector.train_on_invalid)
+        else:
+            module = instantiate(self.cfg.classifier)(num_known=datamodule.num_known)
+            datamodule.train_with_invalid = False
+        trainer = self.make_trainer([query] if query else [])
+        start = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        seconds = time.perf_counter() - start
+        if query is not None and query.result is not None:
+            seconds -= query.result["inference_seconds"] + query.result["selection_seconds"]
+        return module, trainer, seconds
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.cfg
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        validate_against_data(cfg, datamodule)
+        strategy = instantiate(cfg.strategy.selector)
+        query_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
+        logger = instantiate(cfg.logger, save_dir=self.output_dir) if cfg.get("logger") else None
+        if logger is not None:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        table = MetricsTable(os.path.join(self.output_dir, "metrics.csv"))
+        n_initial = len(datamodule.pool.labeled)
+        rounds = int(cfg.al.rounds)
+        log.info("%s, mismatch %s (%d known classes), strategy %s, seed %d: %d rounds of %d queries",
+                 cfg.dataset.name, cfg.mismatch, datamodule.num_known, cfg.strategy.name, self.seed, rounds,
+                 cfg.al.query_size)
+        log.info(table_header())
+
+        queries = {}  # query number -> QueryCallback.result
+        note = None
+        for r in range(rounds + 1):
+            fit_seconds = 0.0
+            if r > 0 and r not in queries:
+                if len(datamodule.pool.unlabeled) == 0:
+                    note = f"the unlabeled pool ran out after {r - 1} queries; the run ends early"
+                    log.info(note)
+                    break
+                # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
+                query = QueryCallback(datamodule, strategy, cfg.al.query_size, r, query_rng)
+                _, _, fit_seconds = self.fit("detector", r, datamodule, query)
+                queries[r] = query.result
+            counts = datamodule.pool.counts()
+            # a classifier-based strategy queries (r + 1) from the classifier it trains now
+            query = None
+            if r < rounds and strategy.query_model == "classifier" and len(datamodule.pool.unlabeled):
+                query = QueryCallback(datamodule, strategy, cfg.al.query_size, r + 1, query_rng)
+            classifier, trainer, seconds = self.fit("classifier", r, datamodule, query)
+            fit_seconds += seconds
+            if query is not None:
+                queries[r + 1] = query.result
+            tested = trainer.test(classifier, datamodule=datamodule, verbose=False)[0]
+            row = self.make_row(r, counts, queries.get(r), tested, fit_seconds, datamodule, n_initial)
+            table.append(row)
+            datamodule.pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
+            if logger is not None:
+                logger.log_metrics({k: v for k, v in row.items() if v is not None and k != "round"}, step=r)
+            log.info(table_line(row))
+
+        summary = {"rows": len(table.rows), "final": table.rows[-1], "note": note, "output_dir": self.output_dir}
+        write_json(os.path.join(self.output_dir, "summary.json"), summary)
+        if logger is not None:
+            logger.finalize("success")
+        return summary
+
+    @staticmethod
+    def make_row(r, counts, query, tested, fit_seconds, datamodule, n_initial) -> dict:
+        query = query or {"queried": 0, "queried_known": 0, "inference_seconds": 0.0, "selection_seconds": 0.0}
+        return {
+            "round": r, **counts,
+            "queried": query["queried"], "queried_known": query["queried_known"],
+            "precision": sm.precision(query["queried"], query["queried_known"]),
+            "recall": sm.recall(counts["n_labeled"], n_initial, datamodule.n_known_initial_pool),
+            "recall_incl_initial": sm.recall_incl_initial(counts["n_labeled"], datamodule.n_known_total),
+            "test_accuracy": float(tested["test_accuracy"]),
+            "test_macro_precision": float(tested["test_macro_precision"]),
+            "test_macro_recall": float(tested["test_macro_recall"]),
+            "test_macro_f1": float(tested["test_macro_f1"]),
+            "query_seconds": query["inference_seconds"] + query["selection_seconds"],
+            "inference_seconds": query["inference_seconds"],
+            "selection_seconds": query["selection_seconds"],
+            "fit_seconds": fit_seconds,
+        }

@@ -1,0 +1,92 @@
+"""The run's records: metrics.csv (rewritten atomically each round) and the printed per-round table."""
+
+import csv
+import json
+import math
+import os
+import tempfile
+
+COLUMNS = ["round", "n_labeled", "n_invalid", "n_unlabeled", "queried", "queried_known", "precision", "recall",
+           "recall_incl_initial", "test_accuracy", "test_macro_precision", "test_macro_recall", "test_macro_f1",
+           "query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"]
+
+# the compact table printed as the run goes: (column, header, format)
+TABLE = [("round", "round", "{:>5d}"), ("n_labeled", "labeled", "{:>8d}"), ("n_invalid", "invalid", "{:>8d}"),
+         ("n_unlabeled", "unlabeled", "{:>9d}"), ("queried", "queried", "{:>7d}"), ("queried_known", "known", "{:>6d}"),
+         ("precision", "prec", "{:>6.3f}"), ("recall", "recall", "{:>6.3f}"), ("test_accuracy", "acc", "{:>6.3f}"),
+         ("fit_seconds", "fit_s", "{:>7.1f}"), ("query_seconds", "query_s", "{:>7.1f}")]
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class MetricsTable:
+    """The rows of metrics.csv, one per round, kept in memory and flushed whole after each round."""
+
+    def __init__(self, path):
+        self.path = path
+        self.rows = []
+
+    def append(self, row: dict) -> None:
+        unknown = set(row) - set(COLUMNS)
+        if unknown:
+            raise KeyError(f"not metrics.csv columns: {sorted(unknown)}")
+        self.rows.append({c: row.get(c) for c in COLUMNS})
+        self._flush()
+
+    def _flush(self) -> None:
+        lines = [",".join(COLUMNS)]
+        for row in self.rows:
+            lines.append(",".join(_csv_value(row[c]) for c in COLUMNS))
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
+
+
+def _csv_value(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def read_metrics(path) -> list:
+    """metrics.csv back as dicts of numbers (empty cells become None)."""
+    with open(path, newline="") as f:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _parse(text: str):
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def table_header() -> str:
+    return " ".join(h.rjust(len(fmt.format(0 if "d" in fmt else 0.0))) for _, h, fmt in TABLE)
+
+
+def table_line(row: dict) -> str:
+    cells = []
+    for column, _, fmt in TABLE:
+        value = row.get(column)
+        width = len(fmt.format(0 if "d" in fmt else 0.0))
+        cells.append("-".rjust(width) if value is None or (isinstance(value, float) and math.isnan(value))
+                     else fmt.format(value))
+    return " ".join(cells)
+
+
+def write_json(path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,41 @@
+"""Checks of the run's knobs before any data is read or any model trained."""
+
+from osal.data.open_set import num_known_classes
+from osal.errors import ConfigError
+
+
+def validate_config(cfg) -> None:
+    """Raise ConfigError with one sentence naming the value and the fix."""
+    if not isinstance(cfg.mismatch, (int, float)) or isinstance(cfg.mismatch, bool) \
+            or not 0.0 < float(cfg.mismatch) < 1.0:
+        raise ConfigError(f"mismatch={cfg.mismatch!r} must lie strictly between 0 and 1 (the fraction of classes "
+                          "that are known); use e.g. mismatch=0.2")
+    if cfg.dataset.get("num_classes"):
+        num_known_classes(cfg.mismatch, int(cfg.dataset.num_classes))
+    al = cfg.al
+    if int(al.rounds) < 1:
+        raise ConfigError(f"al.rounds={al.rounds} must be at least 1 (the number of queries)")
+    if int(al.query_size) < 1:
+        raise ConfigError(f"al.query_size={al.query_size} must be at least 1 (examples per query)")
+    if not 0.0 < float(al.init_percent) <= 100.0:
+        raise ConfigError(f"al.init_percent={al.init_percent} must lie in (0, 100]; it is the percentage of "
+                          "known-class training examples labeled before the first query")
+    if int(cfg.trainer.max_epochs) < 1:
+        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} must be at least 1")
+    detector = cfg.strategy.get("detector")
+    if detector is not None and float(detector.module.temperature) <= 0:
+        raise ConfigError(f"strategy.detector.module.temperature={detector.module.temperature} must be positive "
+                          "(the paper uses 0.5)")
+
+
+def validate_against_data(cfg, datamodule) -> None:
+    """Checks that need the loaded data (pool size, class count)."""
+    expected = cfg.dataset.get("num_classes")
+    found = len(datamodule.class_names)
+    if expected and int(expected) != found:
+        raise ConfigError(f"dataset={cfg.dataset.name} expects {expected} classes but data_dir={cfg.data_dir} "
+                          f"holds {found}; point data_dir at a copy of {cfg.dataset.name}")
+    pool = len(datamodule.pool.unlabeled)
+    if int(cfg.al.query_size) > pool:
+        raise ConfigError(f"al.query_size={cfg.al.query_size} is larger than the unlabeled pool ({pool} examples); "
+                          f"lower al.query_size to at most {pool}")

@@ -1,0 +1,1 @@
+"""Backbones and the two LightningModules (detector and classifier)."""

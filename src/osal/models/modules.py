@@ -1,0 +1,92 @@
+"""The two LightningModules of LfOSA: a K-way classifier and a K+1-way detector."""
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision,
+                                         MulticlassRecall)
+
+from osal.errors import DivergenceError
+
+
+class ClassifierModule(L.LightningModule):
+    """K-way classifier trained with plain cross-entropy on the labeled set.
+
+    Args:
+        num_known: K, the number of known classes.
+        network: factory `network(num_outputs=...) -> Network` (a Hydra partial).
+        optimizer: factory `optimizer(params)`; scheduler: factory `scheduler(optimizer)` or None.
+        temperature: logits are divided by it inside the loss only (1 = plain cross-entropy).
+    """
+
+    role = "classifier"
+
+    def __init__(self, num_known: int, network, optimizer, scheduler=None, temperature: float = 1.0):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.num_known = int(num_known)
+        self.temperature = float(temperature)
+        self.net = network(num_outputs=self.num_outputs)
+        self._optimizer, self._scheduler = optimizer, scheduler
+        # accuracy, macro precision / recall / F1 over the K known classes only
+        k = self.num_known
+        self.test_metrics = MetricCollection({
+            "accuracy": MulticlassAccuracy(k, average="micro"),
+            "macro_precision": MulticlassPrecision(k, average="macro"),
+            "macro_recall": MulticlassRecall(k, average="macro"),
+            "macro_f1": MulticlassF1Score(k, average="macro"),
+        }, prefix="test_")
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_known
+
+    def forward(self, x):
+        return self.net(x)
+
+    def loss(self, logits, targets):
+        return F.cross_entropy(logits / self.temperature, targets)
+
+    def training_step(self, batch, batch_idx):
+        x, y, _ = batch
+        loss = self.loss(self.net(x), y)
+        if not torch.isfinite(loss):
+            raise DivergenceError(f"the {self.role}'s training loss became {loss.item()} in epoch "
+                                  f"{self.current_epoch}; lower optimizer.lr or check the data")
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def test_step(self, batch, batch_idx):
+        x, y, _ = batch
+        # a detector's extra output is the unknown class: classify among the first K only
+        predictions = self.net(x)[:, :self.num_known].argmax(dim=1)
+        self.test_metrics.update(predictions, y)
+
+    def on_test_epoch_end(self):
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def configure_optimizers(self):
+        optimizer = self._optimizer(self.parameters())
+        if self._scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler(optimizer), "interval": "epoch"}}
+
+
+class DetectorModule(ClassifierModule):
+    """K+1-way detector: the extra output is the unknown class (the invalid set).
+
+    Trained with cross-entropy on logits / T (T = 0.5 in the paper); T appears in
+    the loss only, the query reads the raw logits.
+    """
+
+    role = "detector"
+
+    def __init__(self, num_known: int, network, optimizer, scheduler=None, temperature: float = 0.5):
+        super().__init__(num_known, network, optimizer, scheduler, temperature)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_known + 1

@@ -1,0 +1,33 @@
+"""Encoder + linear head; the head may pass through a low-dimensional bottleneck."""
+
+import torch
+import torch.nn as nn
+
+
+class Network(nn.Module):
+    """`encoder` -> [dropout] -> [Linear(d -> bottleneck_dim)] -> Linear(-> num_outputs).
+
+    `bottleneck_dim: 2` reproduces the authors' published head (512 -> 2 -> C).
+    `features` are the penultimate activations (the bottleneck output when there is one).
+    """
+
+    def __init__(self, encoder: nn.Module, num_outputs: int, bottleneck_dim=None, dropout: float = 0.0):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        dim = encoder.out_dim
+        self.bottleneck = nn.Linear(dim, bottleneck_dim) if bottleneck_dim else nn.Identity()
+        self.head = nn.Linear(bottleneck_dim or dim, num_outputs)
+
+    def forward_features(self, x: torch.Tensor):
+        """(penultimate features, logits)."""
+        features = self.bottleneck(self.dropout(self.encoder(x)))
+        return features, self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[1]
+
+
+def build_network(encoder, num_outputs: int, bottleneck_dim=None, dropout: float = 0.0) -> Network:
+    """`encoder` is a zero-argument factory (a Hydra partial), so every call builds fresh weights."""
+    return Network(encoder(), num_outputs, bottleneck_dim=bottleneck_dim, dropout=dropout)

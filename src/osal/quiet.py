@@ -1,0 +1,15 @@
+"""Keep the console to the per-round table: Lightning repeats its device banner for every fresh Trainer."""
+
+import logging
+import warnings
+
+
+def quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # in-memory tensors need no loader workers on the CPU; Lightning would warn on every fit
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing the user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")

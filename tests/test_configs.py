@@ -1,0 +1,60 @@
+"""Every dataset config composes, carries its protocol, and reads a fixture in its on-disk layout."""
+
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+
+from conftest import compose_config, dataset_names
+from layouts import WRITERS
+
+PAPER = {  # dataset -> (initial %, query size, rounds, epochs, backbone)
+    "cifar10": (1, 1500, 10, 100, "resnet"),
+    "cifar100": (8, 1500, 10, 100, "resnet"),
+    "tinyimagenet": (8, 1500, 10, 100, "resnet"),
+}
+
+
+def test_every_dataset_has_a_config_and_a_fixture():
+    assert set(dataset_names()) == set(WRITERS) | {"digits"}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_paper_protocol_needs_no_extra_flag(name):
+    cfg = compose_config([f"dataset={name}"])
+    init, query, rounds, epochs, backbone = PAPER[name]
+    assert (cfg.al.init_percent, cfg.al.query_size, cfg.al.rounds, cfg.trainer.max_epochs) == (init, query, rounds,
+                                                                                              epochs)
+    assert backbone in cfg.model.encoder._target_
+    assert cfg.optimizer.lr == 0.01 and cfg.optimizer.momentum == 0.9 and cfg.optimizer.weight_decay == 5e-4
+    assert cfg.data.batch_size == 128
+    assert (cfg.scheduler.step_size, cfg.scheduler.gamma) == (20, 0.5)
+    assert cfg.strategy.detector.module.temperature == 0.5
+
+
+def test_command_line_overrides_beat_the_dataset_protocol():
+    cfg = compose_config(["dataset=tinyimagenet", "mismatch=0.4", "seed=2", "strategy=random", "model=small_cnn",
+                          "trainer.max_epochs=2"])
+    assert (cfg.mismatch, cfg.seed, cfg.strategy.name, cfg.trainer.max_epochs) == (0.4, 2, "random", 2)
+    assert "small_cnn" in cfg.model.encoder._target_
+
+
+@pytest.mark.parametrize("name", dataset_names())
+def test_dataset_config_loads_its_layout_through_the_datamodule(name, tmp_path):
+    if name != "digits":
+        WRITERS[name][0](tmp_path)
+    cfg = compose_config([f"dataset={name}", f"data_dir={tmp_path}", "al.init_percent=50", "mismatch=0.4"]
+                         + (["dataset.source.download=false"] if "download" in compose_config(
+                             [f"dataset={name}"]).dataset.source else []))
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    classes = len(dm.class_names)
+    assert classes == (cfg.dataset.num_classes or 5)
+    assert dm.num_known == int(np.floor(0.4 * classes + 0.5))
+    assert sum(dm.pool.counts().values()) == len(dm.pool)
+    assert (dm.oracle.answer(dm.pool.labeled) >= 0).all()  # the initial set holds known classes only
+    x, y, index = next(iter(dm.train_dataloader()))
+    assert x.dtype.is_floating_point and x.shape[1] == cfg.dataset.channels
+    assert (y < dm.num_known).all() and index.dtype.is_floating_point is False
+    x, y, _ = next(iter(dm.test_dataloader()))
+    assert (y < dm.num_known).all()  # accuracy is measured on known classes only
+    assert len(dm.test_dataloader().dataset) == int((dm.test_labels < dm.num_known).sum())

@@ -1,0 +1,88 @@
+"""The open-set datamodule on the embedded digits data: pools, oracle, loaders."""
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import compose_config
+
+
+@pytest.fixture
+def datamodule():
+    dm = instantiate(compose_config(["mismatch=0.4"]).data)
+    dm.setup("fit")
+    return dm
+
+
+def test_initial_state(datamodule):
+    dm = datamodule
+    assert dm.num_known == 4
+    counts = dm.pool.counts()
+    assert counts["n_invalid"] == 0 and sum(counts.values()) == 1437
+    assert counts["n_labeled"] == round(0.10 * dm.n_known_total)
+    assert dm.n_known_initial_pool == dm.n_known_total - counts["n_labeled"]
+    assert (dm.pool.query_round[dm.pool.labeled] == 0).all()
+
+
+def test_same_seed_same_initial_set_other_seed_other_set():
+    sets = []
+    for seed in (1, 1, 2):
+        dm = instantiate(compose_config([f"seed={seed}"]).data)
+        dm.setup()
+        sets.append(dm.pool.labeled)
+    assert np.array_equal(sets[0], sets[1]) and not np.array_equal(sets[0], sets[2])
+
+
+def test_annotate_sends_known_to_labeled_and_unknown_to_invalid(datamodule):
+    dm = datamodule
+    pool = dm.pool.unlabeled
+    answers = dm.oracle.answer(pool)
+    known, unknown = pool[answers >= 0][:3], pool[answers < 0][:5]
+    result = dm.annotate(np.concatenate([known, unknown]), round_index=1)
+    assert result == {"queried": 8, "queried_known": 3}
+    assert set(known) <= set(dm.pool.labeled) and set(unknown) == set(dm.pool.invalid)
+    with pytest.raises(ValueError, match="at most once"):
+        dm.annotate(known[:1], round_index=2)
+
+
+def test_detector_loader_adds_invalid_as_class_k(datamodule):
+    dm = datamodule
+    pool = dm.pool.unlabeled
+    unknown = pool[dm.oracle.answer(pool) < 0][:6]
+    dm.annotate(unknown, 1)
+    dm.train_with_invalid = True
+    seen = {}
+    for _, y, index in dm.train_dataloader():
+        seen.update(zip(index.tolist(), y.tolist()))
+    assert all(seen[i] == dm.num_known for i in unknown)
+    assert len(seen) >= len(dm.pool.labeled) + 6 - 1  # a trailing batch of one may be dropped
+    dm.train_with_invalid = False
+    labels = {i: y for _, ys, idx in dm.train_dataloader() for i, y in zip(idx.tolist(), ys.tolist())}
+    assert not set(labels) & set(unknown.tolist()) and max(labels.values()) < dm.num_known
+
+
+def test_pool_is_scored_with_the_test_transform(datamodule):
+    cfg = compose_config(["dataset=digits", "dataset.augment.crop_padding=2", "dataset.augment.hflip=true"])
+    dm = instantiate(cfg.data)
+    dm.setup()
+    first = torch.cat([x for x, _, _ in dm.pool_dataloader()])
+    second = torch.cat([x for x, _, _ in dm.pool_dataloader()])
+    assert torch.equal(first, second)  # no random augmentation on the pool
+    indices = torch.cat([i for _, _, i in dm.pool_dataloader()]).numpy()
+    assert np.array_equal(indices, dm.pool.unlabeled)
+    x_train = torch.cat([x for x, _, _ in dm.train_dataloader()])
+    x_train_again = torch.cat([x for x, _, _ in dm.train_dataloader()])
+    assert not torch.equal(x_train, x_train_again)  # while training is augmented
+
+
+def test_state_round_trips(datamodule):
+    dm = datamodule
+    dm.annotate(dm.pool.unlabeled[:10], 1)
+    saved = dm.state_dict()
+    fresh = instantiate(compose_config(["mismatch=0.4"]).data)
+    fresh.setup()
+    fresh.load_state_dict(saved)
+    assert np.array_equal(fresh.pool.state, dm.pool.state)
+    assert np.array_equal(fresh.answers, dm.answers)
+    assert fresh.pool.counts() == dm.pool.counts()

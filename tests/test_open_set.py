@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from osal.data.open_set import initial_labeled_set, num_known_classes
+from osal.data.oracle import UNKNOWN, SimulatedOracle
+from osal.errors import ConfigError
+
+
+@pytest.mark.parametrize("mismatch, classes, k", [(0.2, 10, 2), (0.3, 10, 3), (0.4, 10, 4), (0.2, 100, 20),
+                                                  (0.4, 200, 80), (0.25, 10, 3), (0.35, 10, 4)])
+def test_known_classes_are_round_mismatch_times_classes(mismatch, classes, k):
+    assert num_known_classes(mismatch, classes) == k
+
+
+@pytest.mark.parametrize("mismatch", [0, 1, -0.2, 1.5, 0.05, 0.99])
+def test_mismatch_outside_range_is_a_config_error(mismatch):
+    with pytest.raises(ConfigError, match="mismatch"):
+        num_known_classes(mismatch, 10)
+
+
+def test_initial_set_is_known_only_the_right_size_and_seeded():
+    labels = np.repeat(np.arange(10), 100)
+    a = initial_labeled_set(labels, 3, 10, np.random.default_rng(1))
+    b = initial_labeled_set(labels, 3, 10, np.random.default_rng(1))
+    c = initial_labeled_set(labels, 3, 10, np.random.default_rng(2))
+    assert len(a) == 30 and (labels[a] < 3).all() and len(np.unique(a)) == 30
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_stratified_initial_set_draws_each_known_class():
+    labels = np.repeat(np.arange(5), [100, 50, 10, 300, 300])
+    chosen = initial_labeled_set(labels, 3, 20, np.random.default_rng(0), stratified=True)
+    assert np.bincount(labels[chosen], minlength=5).tolist() == [20, 10, 2, 0, 0]
+
+
+def test_initial_set_of_nothing_is_a_config_error():
+    with pytest.raises(ConfigError, match="init_percent"):
+        initial_labeled_set(np.repeat(np.arange(10), 10), 2, 0.1, np.random.default_rng(0))
+
+
+def test_simulated_oracle_answers_known_class_or_unknown():
+    oracle = SimulatedOracle(np.array([0, 5, 1, 2, 9]), num_known=2)
+    assert oracle.answer(np.array([0, 1, 2, 3, 4])).tolist() == [0, UNKNOWN, 1, UNKNOWN, UNKNOWN]
