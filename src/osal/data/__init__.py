@@ -1,0 +1,1 @@
+"""Pools, datamodule and dataset sources."""

@@ -1,0 +1,162 @@
+"""The open-set LightningDataModule: one pool state over the training split, loaders derived from it."""
+
+import logging
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from osal.data.indexed_dataset import IndexedImageDataset
+from osal.data.open_set import initial_labeled_set, num_known_classes
+from osal.data.oracle import UNKNOWN, SimulatedOracle
+from osal.data.pool import PoolState
+from osal.data.transforms import test_transform, train_transform
+from osal.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+NOT_ASKED = -2  # answer slot of an example the oracle has not been asked about
+
+
+class OpenSetDataModule(L.LightningDataModule):
+    """Labeled, invalid and unlabeled pools over one dataset, with the oracle that fills them.
+
+    Args:
+        source: an object whose `load()` returns `ImageArrays` (see osal.data.sources).
+        mismatch: fraction of classes that are known; the first K in class order.
+        init_percent: percentage of known-class training examples labeled at the start.
+        mean, std: per-channel normalisation; None computes them from the training split.
+        augment: kwargs of `train_transform` (crop_padding, hflip, rotation).
+        seed: seeds the initial labeled set and the loaders' shuffling.
+    """
+
+    def __init__(self, source, mismatch: float, init_percent: float, init_stratified: bool = False,
+                 mean=None, std=None, augment=None, batch_size: int = 128, inference_batch_size: int = 1024,
+                 num_workers: int = 0, pin_memory: bool = False, seed: int = 0):
+        super().__init__()
+        self.source = source
+        self.mismatch = mismatch
+        self.init_percent = init_percent
+        self.init_stratified = init_stratified
+        self.mean, self.std = mean, std
+        self.augment = dict(augment or {})
+        self.batch_size = int(batch_size)
+        self.inference_batch_size = int(inference_batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.seed = int(seed)
+        self.train_with_invalid = False  # the detector trains on labeled + invalid, the classifier on labeled
+        self.pool = None
+        if self.batch_size < 1 or self.inference_batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} and data.inference_batch_size={inference_batch_size} "
+                              "must be at least 1")
+
+    # -- set-up ----------------------------------------------------------------------
+    def setup(self, stage=None) -> None:
+        if self.pool is not None:  # Lightning calls setup for every fit/test; the data loads once
+            return
+        arrays = self.source.load()
+        self.class_names = arrays.class_names
+        self.num_known = num_known_classes(self.mismatch, arrays.num_classes)
+        self.image_size, self.channels = arrays.image_shape[0], arrays.image_shape[2]
+        self.train_images = torch.from_numpy(arrays.train_images).permute(0, 3, 1, 2).contiguous()
+        self.test_images = torch.from_numpy(arrays.test_images).permute(0, 3, 1, 2).contiguous()
+        self.test_labels = arrays.test_labels
+        self.oracle = SimulatedOracle(arrays.train_labels, self.num_known)
+        if self.mean is None or self.std is None:
+            self.mean, self.std = channel_stats(arrays.train_images)
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ConfigError(f"dataset.mean/std have {len(self.mean)}/{len(self.std)} values but the images have "
+                              f"{self.channels} channel(s); give one value per channel or null to compute them")
+        self.known_test = np.flatnonzero(self.test_labels < self.num_known)
+        if len(self.known_test) == 0:
+            raise ConfigError("the test split holds no example of the known classes; check the dataset")
+
+        self.pool = PoolState(len(arrays.train_labels))
+        self.answers = np.full(len(self.pool), NOT_ASKED, dtype=np.int64)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0]))
+        initial = initial_labeled_set(arrays.train_labels, self.num_known, self.init_percent, rng,
+                                      self.init_stratified)
+        self.annotate(initial, round_index=0)
+        self.n_known_total = int((arrays.train_labels < self.num_known).sum())
+        self.n_known_initial_pool = self.n_known_total - len(initial)
+        log.info("%d classes (%d known), %d training / %d known-class test examples, %d labeled at start",
+                 arrays.num_classes, self.num_known, len(self.pool), len(self.known_test), len(initial))
+
+    # -- the oracle ------------------------------------------------------------------
+    def annotate(self, indices, round_index: int) -> dict:
+        """Ask the oracle about `indices`: known ones join the labeled set, unknown ones the invalid set."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        answers = self.oracle.answer(indices)
+        self.pool.mark(indices, answers != UNKNOWN, round_index)
+        self.answers[indices] = answers
+        return {"queried": int(len(indices)), "queried_known": int((answers != UNKNOWN).sum())}
+
+    def state_dict(self) -> dict:
+        return {**self.pool.state_dict(), "answers": self.answers.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pool.load_state_dict(state)
+        answers = np.asarray(state["answers"], dtype=np.int64)
+        if answers.shape != self.answers.shape:
+            raise ValueError(f"answers have {answers.shape[0]} entries, this pool has {len(self.pool)}")
+        self.answers = answers.copy()
+
+    # -- loaders ---------------------------------------------------------------------
+    def _loader(self, dataset, shuffle: bool, batch_size: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        # BatchNorm cannot train on a batch of one example: drop such a trailing batch
+        drop_last = shuffle and len(dataset) % batch_size == 1 and len(dataset) > 1
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          drop_last=drop_last, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_transform(self):
+        return train_transform(self.image_size, self.mean, self.std, **self.augment)
+
+    def test_transform(self):
+        return test_transform(self.mean, self.std)
+
+    def train_dataloader(self) -> DataLoader:
+        """Labeled examples with their class; with `train_with_invalid`, invalid ones too as class K."""
+        indices = self.pool.labeled
+        targets = self.answers[indices]
+        if self.train_with_invalid:
+            invalid = self.pool.invalid
+            indices = np.concatenate([indices, invalid])
+            targets = np.concatenate([targets, np.full(len(invalid), self.num_known)])
+        dataset = IndexedImageDataset(self.train_images, targets, indices, self.train_transform())
+        return self._loader(dataset, shuffle=True, batch_size=self.batch_size)
+
+    def pool_dataloader(self) -> DataLoader:
+        """The unlabeled pool in index order, with the test transform (never augmented)."""
+        indices = self.pool.unlabeled
+        dataset = IndexedImageDataset(self.train_images, np.full(len(indices), -1), indices, self.test_transform())
+        return self._loader(dataset, shuffle=False, batch_size=self.inference_batch_size)
+
+    def labeled_dataloader(self) -> DataLoader:
+        """The labeled set with the test transform, in index order (for strategies that need it)."""
+        indices = self.pool.labeled
+        dataset = IndexedImageDataset(self.train_images, self.answers[indices], indices, self.test_transform())
+        return self._loader(dataset, shuffle=False, batch_size=self.inference_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        """The known-class part of the test split: accuracy is measured on it alone."""
+        dataset = IndexedImageDataset(self.test_images, self.test_labels[self.known_test], self.known_test,
+                                      self.test_transform())
+        return self._loader(dataset, shuffle=False, batch_size=self.inference_batch_size)
+
+
+def channel_stats(images: np.ndarray, chunk_rows: int = 1 << 22):
+    """Per-channel mean and std in [0, 1] units of a uint8 (N, H, W, C) array, in bounded memory."""
+    flat = images.reshape(-1, images.shape[-1])
+    total = np.zeros(flat.shape[1])
+    total_sq = np.zeros(flat.shape[1])
+    for start in range(0, len(flat), chunk_rows):
+        chunk = flat[start:start + chunk_rows].astype(np.float64) / 255.0
+        total += chunk.sum(axis=0)
+        total_sq += np.square(chunk).sum(axis=0)
+    mean = total / len(flat)
+    std = np.sqrt(np.maximum(total_sq / len(flat) - mean ** 2, 1e-12))
+    return [float(m) for m in mean], [float(s) for s in std]
