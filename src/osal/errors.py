@@ -19,3 +19,11 @@ class DataNotFoundError(OsalError):
 
 class DivergenceError(OsalError):
     """A training loss became NaN or infinite."""
+
+
+def brief(error: BaseException, limit: int = 160) -> str:
+    """An underlying error as one short line, to quote inside a one-sentence message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # a download error lists every mirror tried; its last line carries the cause
+    text = lines[-1] if lines else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."

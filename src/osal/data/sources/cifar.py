@@ -9,7 +9,7 @@ import numpy as np
 
 from osal.data.sources.base import ImageArrays
 from osal.data.sources.imagefolder import load_image_folder
-from osal.errors import ConfigError, DataNotFoundError
+from osal.errors import ConfigError, DataNotFoundError, brief
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _unpickle(path: Path) -> dict:
             # The originals were written by Python 2: encoding="bytes" keeps their str keys as bytes.
             return pickle.load(f, encoding="bytes")
     except (OSError, pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ConfigError(f"Could not read CIFAR pickle {path} ({err}); replace it with an intact copy.") from err
+        raise ConfigError(f"Could not read CIFAR pickle {path} ({brief(err)}); replace it with an intact copy.") from err
 
 
 def _get(d: dict, key: str, path: Path):
@@ -84,7 +84,7 @@ class _CIFARSource:
                 getattr(torchvision.datasets, s.torchvision_name)(str(self.root), train=train, download=True)
         except Exception as err:  # any network, disk or checksum failure means the same to the user
             raise DataNotFoundError(
-                f"Could not download {s.name} into data_dir='{self.root}' ({err}); "
+                f"Could not download {s.name} into data_dir='{self.root}' ({brief(err)}); "
                 f"put {layouts} there by hand and set dataset.download=false."
             ) from err
         return self._read_pickles(pickles)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from osal.errors import ConfigError
+from osal.errors import ConfigError, brief
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _read(path, mode, image_size) -> np.ndarray:
                 img = img.resize((image_size, image_size), _BILINEAR)
             return np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ConfigError(f"Could not read image file {path} ({err}); replace or delete that file.") from err
+        raise ConfigError(f"Could not read image file {path} ({brief(err)}); replace or delete that file.") from err
 
 
 def decode_images(paths, mode="RGB", image_size=None, desc="images") -> np.ndarray:

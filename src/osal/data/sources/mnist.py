@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from osal.data.sources.base import ImageArrays
-from osal.errors import ConfigError, DataNotFoundError
+from osal.errors import ConfigError, DataNotFoundError, brief
 
 # The unpacked idx files torchvision reads from <root>/<MNIST|FashionMNIST>/raw/.
 RAW_FILES = (
@@ -46,7 +46,7 @@ class _TorchvisionIdxSource:
                     self._dataset_class()(str(self.root), train=train, download=True)
             except Exception as err:  # any network, disk or checksum failure means the same to the user
                 raise DataNotFoundError(
-                    f"Could not download {self.display_name} into data_dir='{self.root}' ({err}); "
+                    f"Could not download {self.display_name} into data_dir='{self.root}' ({brief(err)}); "
                     f"put {raw}/{RAW_FILES[0]} and the other three idx files there by hand (torchvision layout) "
                     "and set dataset.download=false."
                 ) from err
@@ -58,7 +58,7 @@ class _TorchvisionIdxSource:
             test = self._dataset_class()(str(self.root), train=False, download=False)
         except (RuntimeError, TypeError, ValueError, AssertionError, OSError) as err:
             raise ConfigError(
-                f"Could not read {self.display_name} from {raw} ({err}); replace those idx files with intact copies."
+                f"Could not read {self.display_name} from {raw} ({brief(err)}); replace those idx files with intact copies."
             ) from err
         return ImageArrays(
             # torchvision gives (N, 28, 28) uint8 tensors; add the channel axis.
