@@ -57,4 +57,4 @@ def test_dataset_config_loads_its_layout_through_the_datamodule(name, tmp_path):
     assert (y < dm.num_known).all() and index.dtype.is_floating_point is False
     x, y, _ = next(iter(dm.test_dataloader()))
     assert (y < dm.num_known).all()  # accuracy is measured on known classes only
-    assert len(dm.test_dataloader().dataset) == int((dm.test_labels < dm.num_known).sum())
+    assert dm.test_dataloader().dataset.num_examples == int((dm.test_labels < dm.num_known).sum())

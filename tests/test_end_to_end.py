@@ -104,3 +104,36 @@ def test_unknown_dataset_or_strategy_names_the_choices(group, name, tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"Could not find '{group}/{name}'" in result.stderr
     assert ("lfosa" if group == "strategy" else "cifar10") in result.stderr
+
+
+STRATEGIES = sorted(p.stem for p in (ROOT / "conf" / "strategy").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_and_ablation_runs_a_round(strategy, tmp_path):
+    cfg = compose_config(FAST + ["al.rounds=1", "al.query_size=30", "trainer.max_epochs=1", "mismatch=0.4",
+                                 f"strategy={strategy}"])
+    Experiment(cfg, tmp_path).run()
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["round"] for r in rows] == [0, 1]
+    assert rows[1]["queried"] == 30 and rows[1]["n_labeled"] - rows[0]["n_labeled"] == rows[1]["queried_known"]
+    assert rows[1]["selection_seconds"] >= 0 and rows[1]["inference_seconds"] >= 0
+    if strategy != "random":
+        assert rows[1]["inference_seconds"] > 0  # the pool was scored
+
+
+def test_ablations_change_what_they_say():
+    from osal.loop.experiment import Experiment as E
+
+    def role(strategy, name):
+        module, invalid = E(compose_config([f"strategy={strategy}"]), "/tmp/unused").role_config(name)
+        return module._target_.rsplit(".", 1)[1], invalid, module.get("temperature")
+
+    assert role("lfosa", "detector") == ("DetectorModule", True, 0.5)
+    assert role("lfosa_t1", "detector")[2] == 1.0 and role("lfosa_t2", "detector")[2] == 2.0
+    assert role("lfosa_no_invalid", "detector")[1] is False
+    assert role("lfosa_dichotomy", "detector")[0] == "BinaryDetectorModule"
+    assert role("lfosa_no_classifier", "classifier")[:2] == ("DetectorModule", True)
+    assert role("lfosa", "classifier")[:2] == ("ClassifierModule", False)
+    assert compose_config(["strategy=lfosa_no_detector"]).strategy.selector.query_model == "classifier"
+    assert compose_config(["strategy=bald"]).model.dropout > 0

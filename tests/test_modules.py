@@ -82,3 +82,25 @@ def test_resnet18_at_full_width_has_the_standard_parameter_count():
     net = build_network(functools.partial(resnet18_encoder, in_channels=3), num_outputs=10)
     n = sum(p.numel() for p in net.parameters())
     assert 11_100_000 < n < 11_200_000  # CIFAR ResNet18: about 11.17 M parameters
+
+
+def test_binary_detector_learns_known_against_unknown():
+    from osal.models.modules import BinaryDetectorModule
+    detector = module(BinaryDetectorModule, k=3)
+    logits = detector(torch.randn(4, 1, 8, 8))
+    assert logits.shape == (4, 2)
+    targets = torch.tensor([0, 2, 3, 3])  # classes 0..2 are known, 3 (= K) is the invalid set
+    expected = F.cross_entropy(logits / 0.5, torch.tensor([0, 0, 1, 1]))
+    assert torch.allclose(detector.loss(logits, targets), expected)
+
+
+def test_mc_dropout_samples_differ_but_batchnorm_stays_in_eval():
+    net = network_factory()(num_outputs=3)
+    net.dropout = torch.nn.Dropout(0.5)
+    net.eval()
+    x = torch.randn(4, 1, 8, 8)
+    samples = net.mc_dropout_logits(x, 6)
+    assert samples.shape == (6, 4, 3)
+    assert not torch.allclose(samples[0], samples[1])
+    assert not net.training  # eval mode kept: BatchNorm uses running statistics
+    assert torch.allclose(net(x), net(x))  # and plain forward stays deterministic

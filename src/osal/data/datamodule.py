@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from osal.data.indexed_dataset import IndexedImageDataset
+from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset
 from osal.data.open_set import initial_labeled_set, num_known_classes
 from osal.data.oracle import UNKNOWN, SimulatedOracle
 from osal.data.pool import PoolState
@@ -104,13 +104,19 @@ class OpenSetDataModule(L.LightningDataModule):
         self.answers = answers.copy()
 
     # -- loaders ---------------------------------------------------------------------
-    def _loader(self, dataset, shuffle: bool, batch_size: int) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+    def _train_loader(self, dataset) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
         # BatchNorm cannot train on a batch of one example: drop such a trailing batch
-        drop_last = shuffle and len(dataset) % batch_size == 1 and len(dataset) > 1
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+        drop_last = len(dataset) % self.batch_size == 1 and len(dataset) > 1
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
                           drop_last=drop_last, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
+
+    def _inference_loader(self, images, targets, indices) -> DataLoader:
+        """Index order, the test transform applied a whole batch at a time."""
+        batches = IndexedBatches(images, targets, indices, self.test_transform(), self.inference_batch_size)
+        return DataLoader(batches, batch_size=None, shuffle=False, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory)
 
     def train_transform(self):
         return train_transform(self.image_size, self.mean, self.std, **self.augment)
@@ -126,26 +132,21 @@ class OpenSetDataModule(L.LightningDataModule):
             invalid = self.pool.invalid
             indices = np.concatenate([indices, invalid])
             targets = np.concatenate([targets, np.full(len(invalid), self.num_known)])
-        dataset = IndexedImageDataset(self.train_images, targets, indices, self.train_transform())
-        return self._loader(dataset, shuffle=True, batch_size=self.batch_size)
+        return self._train_loader(IndexedImageDataset(self.train_images, targets, indices, self.train_transform()))
 
     def pool_dataloader(self) -> DataLoader:
         """The unlabeled pool in index order, with the test transform (never augmented)."""
         indices = self.pool.unlabeled
-        dataset = IndexedImageDataset(self.train_images, np.full(len(indices), -1), indices, self.test_transform())
-        return self._loader(dataset, shuffle=False, batch_size=self.inference_batch_size)
+        return self._inference_loader(self.train_images, np.full(len(indices), -1), indices)
 
     def labeled_dataloader(self) -> DataLoader:
         """The labeled set with the test transform, in index order (for strategies that need it)."""
         indices = self.pool.labeled
-        dataset = IndexedImageDataset(self.train_images, self.answers[indices], indices, self.test_transform())
-        return self._loader(dataset, shuffle=False, batch_size=self.inference_batch_size)
+        return self._inference_loader(self.train_images, self.answers[indices], indices)
 
     def test_dataloader(self) -> DataLoader:
         """The known-class part of the test split: accuracy is measured on it alone."""
-        dataset = IndexedImageDataset(self.test_images, self.test_labels[self.known_test], self.known_test,
-                                      self.test_transform())
-        return self._loader(dataset, shuffle=False, batch_size=self.inference_batch_size)
+        return self._inference_loader(self.test_images, self.test_labels[self.known_test], self.known_test)
 
 
 def channel_stats(images: np.ndarray, chunk_rows: int = 1 << 22):

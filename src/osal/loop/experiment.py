@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from osal.loop import selection_metrics as sm
 from osal.loop.query_callback import QueryCallback
 from osal.loop.records import MetricsTable, table_header, table_line, write_json
-from osal.loop.validate import validate_against_data, validate_config
+from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,24 @@ class Experiment:
         return instantiate(self.cfg.trainer, callbacks=list(callbacks), logger=False,
                            default_root_dir=self.output_dir)
 
+    def role_config(self, role: str):
+        """(module factory config, whether it trains on the invalid set) of the detector or the classifier.
+
+        A strategy may replace the classifier (the w/o-classifier ablation tests its K+1-way detector).
+        """
+        if role == "detector":
+            detector = self.cfg.strategy.get("detector")
+            return detector.module, bool(detector.train_on_invalid)
+        replaced = self.cfg.strategy.get("classifier")
+        if replaced:
+            return replaced.module, bool(replaced.train_on_invalid)
+        return self.cfg.classifier, False
+
     def fit(self, role: str, round_index: int, datamodule, query: QueryCallback = None):
         """Fit a fresh module of `role`; returns (module, trainer, seconds spent fitting)."""
         L.seed_everything(self.fit_seed(round_index, role), workers=True, verbose=False)
-        if role == "detector":
-            module = instantiate(self.cfg.strategy.detector.module)(num_known=datamodule.num_known)
-            datamodule.train_with_invalid = bool(self.cfg.strategy.detector.train_on_invalid)
-        else:
-            module = instantiate(self.cfg.classifier)(num_known=datamodule.num_known)
-            datamodule.train_with_invalid = False
+        module_cfg, datamodule.train_with_invalid = self.role_config(role)
+        module = instantiate(module_cfg)(num_known=datamodule.num_known)
         trainer = self.make_trainer([query] if query else [])
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
@@ -69,6 +78,7 @@ class Experiment:
         datamodule.setup("fit")
         validate_against_data(cfg, datamodule)
         strategy = instantiate(cfg.strategy.selector)
+        validate_strategy(cfg, strategy)
         query_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
         logger = instantiate(cfg.logger, save_dir=self.output_dir) if cfg.get("logger") else None
         if logger is not None:

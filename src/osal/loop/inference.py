@@ -1,25 +1,58 @@
-"""Score a pool once per query: one place, in batches, under inference mode."""
+"""Inference for a query: one place, in batches, under inference mode, on the test transform."""
 
 import numpy as np
 import torch
 
-from osal.strategies.base import PoolOutputs
+from osal.strategies.base import LABELED_NEEDS, POOL_NEEDS, PoolOutputs
+
+
+def _prepare(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    # eval(): BatchNorm uses its running statistics, also during MC dropout;
+    # channels_last: about 1.5x faster convolutions on CPU (oneDNN) and tensor-core GPUs alike
+    return network.eval().to(device, memory_format=torch.channels_last)
 
 
 @torch.inference_mode()
-def score_pool(network: torch.nn.Module, loader, num_known: int, needs, device: torch.device) -> PoolOutputs:
-    """Run `network.forward_features` over `loader` ((x, _, global index) batches) and gather what `needs` lists."""
-    network.eval().to(device)
-    want_features = "features" in needs
-    indices, logits, features = [], [], []
-    for x, _, index in loader:
-        feats, out = network.forward_features(x.to(device, non_blocking=True))
-        indices.append(index)
-        logits.append(out.float().cpu())
+def run_network(network, loader, device, want_features=False, mc_samples=0) -> dict:
+    """Logits (and features, MC-dropout probabilities) of every batch of `loader` ((x, y, global index))."""
+    network = _prepare(network, device)
+    parts = {"indices": [], "targets": [], "logits": [], "features": [], "mc_probabilities": []}
+    for x, y, index in loader:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        features, logits = network.forward_features(x)
+        parts["indices"].append(index)
+        parts["targets"].append(y)
+        parts["logits"].append(logits.float().cpu())
         if want_features:
-            features.append(feats.float().cpu())
-    if not indices:
+            parts["features"].append(features.float().cpu())
+        if mc_samples:
+            samples = network.mc_dropout_logits(x, mc_samples)  # (T, B, C)
+            parts["mc_probabilities"].append(torch.softmax(samples.float(), dim=-1).cpu())
+    out = {}
+    for key, chunks in parts.items():
+        if chunks:
+            out[key] = torch.cat(chunks, dim=1 if key == "mc_probabilities" else 0).numpy()
+    return out
+
+
+def collect_outputs(network, datamodule, strategy, device) -> PoolOutputs:
+    """Everything `strategy.needs` from the unlabeled pool (and the labeled set), as numpy arrays."""
+    needs = set(strategy.needs)
+    unknown = needs - POOL_NEEDS - LABELED_NEEDS
+    if unknown:
+        raise ValueError(f"strategy needs {sorted(unknown)}, which inference cannot produce")
+    num_known = datamodule.num_known
+    if not needs:
+        return PoolOutputs(datamodule.pool.unlabeled, num_known)
+    pool = run_network(network, datamodule.pool_dataloader(), device, want_features="features" in needs,
+                       mc_samples=strategy.mc_samples if "mc_probabilities" in needs else 0)
+    if "indices" not in pool:  # an empty pool
         return PoolOutputs(np.zeros(0, dtype=np.int64), num_known, logits=np.zeros((0, 0), dtype=np.float32))
-    return PoolOutputs(indices=torch.cat(indices).numpy(), num_known=num_known,
-                       logits=torch.cat(logits).numpy(),
-                       features=torch.cat(features).numpy() if want_features else None)
+    labeled = {}
+    if needs & LABELED_NEEDS:
+        labeled = run_network(network, datamodule.labeled_dataloader(), device,
+                              want_features="labeled_features" in needs)
+    return PoolOutputs(indices=pool["indices"], num_known=num_known, logits=pool["logits"],
+                       features=pool.get("features"), mc_probabilities=pool.get("mc_probabilities"),
+                       labeled_features=labeled.get("features"), labeled_logits=labeled.get("logits"),
+                       labeled_targets=labeled.get("targets"))

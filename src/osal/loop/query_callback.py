@@ -5,8 +5,7 @@ import time
 import lightning as L
 import numpy as np
 
-from osal.loop.inference import score_pool
-from osal.strategies.base import PoolOutputs
+from osal.loop.inference import collect_outputs
 
 
 class QueryCallback(L.Callback):
@@ -23,12 +22,8 @@ class QueryCallback(L.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         dm = self.datamodule
         start = time.perf_counter()
-        if self.strategy.needs:
-            # Lightning has moved the module back to the CPU by now: score on the trainer's device
-            outputs = score_pool(pl_module.net, dm.pool_dataloader(), dm.num_known, self.strategy.needs,
-                                 trainer.strategy.root_device)
-        else:
-            outputs = PoolOutputs(dm.pool.unlabeled, dm.num_known)
+        # Lightning has moved the module back to the CPU by now: score on the trainer's device
+        outputs = collect_outputs(pl_module.net, dm, self.strategy, trainer.strategy.root_device)
         scored = time.perf_counter()
         chosen = np.asarray(self.strategy.select(outputs, min(self.budget, len(outputs)), self.rng))
         selected = time.perf_counter()

@@ -22,10 +22,11 @@ def validate_config(cfg) -> None:
                           "known-class training examples labeled before the first query")
     if int(cfg.trainer.max_epochs) < 1:
         raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} must be at least 1")
-    detector = cfg.strategy.get("detector")
-    if detector is not None and float(detector.module.temperature) <= 0:
-        raise ConfigError(f"strategy.detector.module.temperature={detector.module.temperature} must be positive "
-                          "(the paper uses 0.5)")
+    for role in ("detector", "classifier"):
+        module = (cfg.strategy.get(role) or {}).get("module") or {}
+        if "temperature" in module and float(module.temperature) <= 0:
+            raise ConfigError(f"strategy.{role}.module.temperature={module.temperature} must be positive "
+                              "(the paper uses 0.5)")
 
 
 def validate_against_data(cfg, datamodule) -> None:
@@ -39,3 +40,13 @@ def validate_against_data(cfg, datamodule) -> None:
     if int(cfg.al.query_size) > pool:
         raise ConfigError(f"al.query_size={cfg.al.query_size} is larger than the unlabeled pool ({pool} examples); "
                           f"lower al.query_size to at most {pool}")
+
+
+def validate_strategy(cfg, strategy) -> None:
+    """The strategy's query model must exist in its config."""
+    if strategy.query_model not in ("detector", "classifier"):
+        raise ConfigError(f"strategy {cfg.strategy.name} queries with {strategy.query_model!r}; "
+                          "use 'detector' or 'classifier'")
+    if strategy.query_model == "detector" and not cfg.strategy.get("detector"):
+        raise ConfigError(f"strategy {cfg.strategy.name} queries with a detector but strategy.detector is not "
+                          "configured; add it (see conf/strategy/lfosa.yaml) or query with the classifier")

@@ -90,3 +90,23 @@ class DetectorModule(ClassifierModule):
     @property
     def num_outputs(self) -> int:
         return self.num_known + 1
+
+
+class BinaryDetectorModule(ClassifierModule):
+    """Two outputs, known (0) and unknown (1): the "Dichotomies" ablation's detector.
+
+    It is fed the detector's data (labeled with classes 0..K-1, invalid as K) and turns
+    the targets into known / unknown; T divides the logits in the loss as for LfOSA's detector.
+    """
+
+    role = "detector"
+
+    def __init__(self, num_known: int, network, optimizer, scheduler=None, temperature: float = 0.5):
+        super().__init__(num_known, network, optimizer, scheduler, temperature)
+
+    @property
+    def num_outputs(self) -> int:
+        return 2
+
+    def loss(self, logits, targets):
+        return super().loss(logits, (targets >= self.num_known).long())

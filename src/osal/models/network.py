@@ -27,6 +27,19 @@ class Network(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)[1]
 
+    def mc_dropout_logits(self, x: torch.Tensor, samples: int) -> torch.Tensor:
+        """(samples, B, C) logits with the head's dropout forced on (Gal et al.'s MC dropout).
+
+        The encoder runs once and stays in whatever mode the caller set (eval for BALD, so
+        BatchNorm keeps its running statistics); only the dropout before the head is sampled.
+        """
+        p = self.dropout.p if isinstance(self.dropout, nn.Dropout) else 0.0
+        if p == 0.0:
+            raise ValueError("MC dropout needs model.dropout > 0 (BALD's config sets it)")
+        encoded = self.encoder(x)
+        return torch.stack([self.head(self.bottleneck(nn.functional.dropout(encoded, p, training=True)))
+                            for _ in range(samples)])
+
 
 def build_network(encoder, num_outputs: int, bottleneck_dim=None, dropout: float = 0.0) -> Network:
     """`encoder` is a zero-argument factory (a Hydra partial), so every call builds fresh weights."""

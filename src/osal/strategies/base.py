@@ -8,17 +8,24 @@ import numpy as np
 
 @dataclass
 class PoolOutputs:
-    """What inference on the unlabeled pool produced, row i belonging to global index `indices[i]`.
+    """What inference produced, row i of every pool array belonging to global index `indices[i]`.
 
-    `logits` are the query model's raw outputs (K for the classifier, K+1 for the
-    detector, whose last column is the unknown class); `features` its penultimate
-    activations. A strategy reads only what it lists in `needs`.
+    Pool arrays: `logits` (the query model's raw outputs: K for the classifier, K+1 for
+    the detector, whose last column is the unknown class), `features` (penultimate
+    activations), `mc_probabilities` (T x n x C softmax outputs with dropout active).
+    Labeled-set arrays (for strategies that compare the pool with what is labeled):
+    `labeled_features`, `labeled_logits` and `labeled_targets`. A strategy reads only
+    what it lists in `needs`.
     """
 
     indices: np.ndarray
     num_known: int
     logits: Optional[np.ndarray] = None
     features: Optional[np.ndarray] = None
+    mc_probabilities: Optional[np.ndarray] = None
+    labeled_features: Optional[np.ndarray] = None
+    labeled_logits: Optional[np.ndarray] = None
+    labeled_targets: Optional[np.ndarray] = None
 
     def __post_init__(self):
         self.indices = np.asarray(self.indices, dtype=np.int64)
@@ -26,27 +33,40 @@ class PoolOutputs:
             value = getattr(self, name)
             if value is not None and len(value) != len(self.indices):
                 raise ValueError(f"{name} has {len(value)} rows for {len(self.indices)} pool indices")
+        if self.mc_probabilities is not None and self.mc_probabilities.shape[1] != len(self.indices):
+            raise ValueError(f"mc_probabilities has {self.mc_probabilities.shape[1]} examples for "
+                             f"{len(self.indices)} pool indices")
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+# what a strategy may list in `needs`
+POOL_NEEDS = {"logits", "features", "mc_probabilities"}
+LABELED_NEEDS = {"labeled_features", "labeled_logits"}
 
 
 class Strategy:
     """Base of every strategy.
 
     Attributes:
-        query_model: "detector" (a K+1-way net fit on labeled + invalid) or "classifier"
-            (the K-way net fit on labeled) - the model whose pool outputs `select` reads.
-        needs: what inference must produce: a subset of {"logits", "features"}; empty
-            means no inference at all.
+        query_model: "detector" (a K+1-way net fit on labeled + invalid just for the query)
+            or "classifier" (the model tested in the round) - whose outputs `select` reads.
+        needs: a subset of POOL_NEEDS | LABELED_NEEDS; empty means no inference at all.
+        mc_samples: forward passes with dropout active, when "mc_probabilities" is needed.
     """
 
     query_model = "classifier"
     needs: tuple = ("logits",)
+    mc_samples = 0
+
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        """One finite priority per pool example: larger is queried first."""
+        raise NotImplementedError
 
     def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
         """Global indices of min(budget, len(outputs)) distinct pool examples, highest priority first."""
-        raise NotImplementedError
+        return take_top(outputs, rank_descending([self.scores(outputs, rng)], rng), budget)
 
 
 def rank_descending(keys, rng: np.random.Generator) -> np.ndarray:
@@ -60,3 +80,17 @@ def take_top(outputs: PoolOutputs, order: np.ndarray, budget: int) -> np.ndarray
     if budget < 0:
         raise ValueError(f"budget must be non-negative, got {budget}")
     return outputs.indices[order[:budget]]
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Shannon entropy in nats; 0 log 0 = 0, so one-hot rows give exactly 0 (no NaN)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=axis)

@@ -7,7 +7,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Strategy, rank_descending, take_top
+from osal.strategies.base import PoolOutputs, Strategy
 
 
 class LfOSA(Strategy):
@@ -72,13 +72,13 @@ class LfOSA(Strategy):
             gmm.fit(values[:, None])
         return gmm.predict_proba(values[:, None])[:, int(np.argmax(gmm.means_[:, 0]))]
 
-    def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        """Known probability in [0, 1] for predicted knowns; predicted unknowns in (-1, 0), ranked by margin."""
         logits = np.asarray(outputs.logits, dtype=np.float64)
         k = outputs.num_known
         probability, predicted_known = self.known_probability(logits, k, rng)
-        if logits.shape[1] > k:  # detector: order predicted unknowns by how known they look
-            margin = logits[:, :k].max(axis=1) - logits[:, k:].max(axis=1)
-            score = np.where(predicted_known, probability, margin)
-        else:
-            score = probability
-        return take_top(outputs, rank_descending([predicted_known, score], rng), budget)
+        if logits.shape[1] == k:  # a K-way classifier predicts no unknowns
+            return probability
+        # below every predicted known, the most known-looking predicted unknown first
+        margin = logits[:, :k].max(axis=1) - logits[:, k:].max(axis=1)
+        return np.where(predicted_known, probability, -1.0 + 1.0 / (1.0 + np.exp(-np.clip(margin, -50, 50))))

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from osal.strategies.base import PoolOutputs, Strategy, take_top
+from osal.strategies.base import PoolOutputs, Strategy
 
 
 class RandomStrategy(Strategy):
@@ -10,5 +10,5 @@ class RandomStrategy(Strategy):
 
     needs = ()
 
-    def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
-        return take_top(outputs, rng.permutation(len(outputs)), budget)
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        return rng.random(len(outputs))

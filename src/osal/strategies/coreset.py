@@ -1,0 +1,62 @@
+"""Core-set selection (Sener & Savarese, ICLR 2018): greedy k-center on penultimate features."""
+
+import numpy as np
+
+from osal.strategies.base import PoolOutputs, Strategy
+
+
+class CoresetStrategy(Strategy):
+    """Greedy 2-approximation of k-center: repeatedly take the pool example farthest from every center.
+
+    Choices: the labeled set's features are the initial centers (the paper's s^0); the
+    robust (MIP) refinement of the paper is not run, as in most re-implementations;
+    Euclidean distance on the classifier's penultimate features. Memory stays O(pool):
+    distances to the labeled centers are taken `chunk_size` centers at a time and only
+    each example's distance to its nearest center is kept; no pool x pool matrix exists.
+    """
+
+    needs = ("features", "labeled_features")
+
+    def __init__(self, chunk_size: int = 256):
+        self.chunk_size = int(chunk_size)
+
+    def nearest_center_distances(self, features: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        """Squared distance from each row of `features` to its nearest row of `centers`, chunk by chunk."""
+        squared = np.einsum("ij,ij->i", features, features)
+        nearest = np.full(len(features), np.inf, dtype=np.float32)
+        for start in range(0, len(centers), self.chunk_size):
+            chunk = centers[start:start + self.chunk_size]
+            d = features @ chunk.T  # the only pool x chunk array; the rest is done in place
+            d *= -2.0
+            d += squared[:, None]
+            d += np.einsum("ij,ij->i", chunk, chunk)[None, :]
+            np.minimum(nearest, d.min(axis=1), out=nearest)
+            del d  # before the next chunk's product, not after it
+        return np.maximum(nearest, 0.0)
+
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        """Distance to the nearest labeled example (the first greedy step's criterion)."""
+        features = np.asarray(outputs.features, dtype=np.float32)
+        labeled = outputs.labeled_features
+        if labeled is None or len(labeled) == 0:
+            return np.zeros(len(features), dtype=np.float32)
+        return self.nearest_center_distances(features, np.asarray(labeled, dtype=np.float32))
+
+    def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
+        features = np.asarray(outputs.features, dtype=np.float32)
+        budget = min(int(budget), len(features))
+        if budget == 0:
+            return outputs.indices[:0]
+        squared = np.einsum("ij,ij->i", features, features)
+        nearest = self.scores(outputs, rng)
+        if outputs.labeled_features is None or len(outputs.labeled_features) == 0:
+            nearest[:] = np.inf  # no centers yet: the first pick is random (below)
+        chosen = np.empty(budget, dtype=np.int64)
+        for step in range(budget):
+            best = np.flatnonzero(nearest == nearest.max())
+            pick = best[0] if len(best) == 1 else rng.choice(best)
+            chosen[step] = pick
+            d = squared + squared[pick] - 2.0 * (features @ features[pick])
+            np.minimum(nearest, np.maximum(d, 0.0), out=nearest)
+            nearest[pick] = -1.0  # taken: never the farthest again
+        return outputs.indices[chosen]

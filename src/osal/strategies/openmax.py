@@ -1,0 +1,87 @@
+"""OpenMax (Bendale & Boult, CVPR 2016) as a query strategy: the least likely unknown first."""
+
+import warnings
+
+import numpy as np
+from scipy.stats import weibull_min
+
+from osal.errors import ConfigError
+from osal.strategies.base import PoolOutputs, Strategy, softmax
+
+
+class OpenMaxStrategy(Strategy):
+    """Recalibrate the classifier's K activations into K+1 probabilities and query low P(unknown).
+
+    Following the paper: per class, the mean activation vector (MAV) of the correctly
+    classified labeled examples; a Weibull fit to the `tail_size` largest distances of
+    those examples to their MAV (libMR's FitHigh); at query time the top `alpha_rank`
+    classes of an example have their activations scaled by 1 - w_j * WeibullCDF(distance),
+    w_j = (alpha - j) / alpha for rank j = 0..alpha-1; the removed mass is the unknown
+    class's activation; softmax over K+1 gives P(unknown).
+
+    Choices: activation vectors are the K logits; Euclidean distance (the paper's
+    experiments used a Euclidean-cosine mix); the Weibull is fit with scipy with its
+    location fixed at 0; a class with no correctly classified labeled example uses all of
+    its labeled examples; a class with fewer than 3 of them gets a step CDF (0 up to its
+    largest labeled distance, 1 beyond).
+    """
+
+    needs = ("logits", "labeled_logits")
+
+    def __init__(self, tail_size: int = 20, alpha_rank: int = 10):
+        if int(tail_size) < 3 or int(alpha_rank) < 1:
+            raise ConfigError(f"strategy.selector.tail_size={tail_size} must be >= 3 and alpha_rank={alpha_rank} "
+                              ">= 1")
+        self.tail_size, self.alpha_rank = int(tail_size), int(alpha_rank)
+
+    def fit(self, logits: np.ndarray, targets: np.ndarray, num_known: int):
+        """Per-class MAVs (K x K) and Weibull parameters (shape, scale) or a step threshold."""
+        logits = np.asarray(logits, dtype=np.float64)[:, :num_known]
+        targets = np.asarray(targets)
+        correct = logits.argmax(axis=1) == targets
+        means = np.zeros((num_known, num_known))
+        models = []
+        for c in range(num_known):
+            members = logits[(targets == c) & correct]
+            if len(members) == 0:
+                members = logits[targets == c]
+            if len(members) == 0:  # no labeled example of c at all: never claims anything
+                means[c] = np.inf
+                models.append(("step", 0.0))
+                continue
+            means[c] = members.mean(axis=0)
+            tail = np.sort(np.linalg.norm(members - means[c], axis=1))[-self.tail_size:]
+            if len(tail) < 3 or np.ptp(tail) == 0:
+                models.append(("step", float(tail.max())))
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                shape, _, scale = weibull_min.fit(tail, floc=0.0)
+            models.append(("weibull", (shape, scale)))
+        return means, models
+
+    def unknown_probability(self, outputs: PoolOutputs) -> np.ndarray:
+        k = outputs.num_known
+        means, models = self.fit(outputs.labeled_logits, outputs.labeled_targets, k)
+        activations = np.asarray(outputs.logits, dtype=np.float64)[:, :k]
+        alpha = min(self.alpha_rank, k)
+        ranked = np.argsort(-activations, axis=1)[:, :alpha]
+        rows = np.arange(len(activations))
+        omega = np.ones_like(activations)
+        for j in range(alpha):
+            c = ranked[:, j]
+            distance = np.linalg.norm(activations - means[c], axis=1)
+            cdf = np.empty(len(activations))
+            for cls in np.unique(c):
+                at = c == cls
+                kind, params = models[cls]
+                cdf[at] = (distance[at] > params).astype(float) if kind == "step" else \
+                    weibull_min.cdf(distance[at], params[0], loc=0.0, scale=params[1])
+            cdf = np.nan_to_num(cdf, nan=1.0)
+            omega[rows, c] = 1.0 - (alpha - j) / alpha * cdf
+        recalibrated = activations * omega
+        unknown = (activations - recalibrated).sum(axis=1, keepdims=True)
+        return softmax(np.hstack([recalibrated, unknown]))[:, k]
+
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        return 1.0 - self.unknown_probability(outputs)

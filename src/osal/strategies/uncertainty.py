@@ -1,0 +1,14 @@
+"""Uncertainty sampling (Lewis & Gale 1994): the highest predictive entropy of the classifier."""
+
+import numpy as np
+
+from osal.strategies.base import PoolOutputs, Strategy, entropy, softmax
+
+
+class UncertaintyStrategy(Strategy):
+    """Entropy of the classifier's softmax over the K known classes; most uncertain first."""
+
+    needs = ("logits",)
+
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        return entropy(softmax(np.asarray(outputs.logits, dtype=np.float64)))
