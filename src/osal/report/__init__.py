@@ -1,0 +1,1 @@
+"""Reading many runs back: collecting metrics.csv files and summarising them."""
