@@ -36,7 +36,7 @@ def test_bimodal_mavs_query_exactly_the_known_examples():
 
 def test_known_probability_is_the_posterior_of_the_larger_mean_component():
     outputs, is_known = bimodal_pool()
-    probability, predicted_known = LfOSA().known_probability(outputs.logits, 3, np.random.default_rng(0))
+    probability, predicted_known, _ = LfOSA().known_probability(outputs.logits, 3, np.random.default_rng(0))
     assert predicted_known.all()
     assert probability[is_known].min() > 0.9 and probability[~is_known].max() < 0.1
 
@@ -66,7 +66,7 @@ def test_a_class_with_one_example_gets_the_undecided_probability_and_is_not_drop
                                    outputs.logits[:, 3:]]), lonely])
     pool = PoolOutputs(np.append(outputs.indices, 99_999), 4, logits=logits)
     strategy = LfOSA()
-    probability, _ = strategy.known_probability(pool.logits, 4, np.random.default_rng(0))
+    probability, _, _ = strategy.known_probability(pool.logits, 4, np.random.default_rng(0))
     assert probability[-1] == pytest.approx(0.5)
     n_known = int(is_known.sum())
     ranked = strategy.select(pool, len(pool), np.random.default_rng(0))
@@ -90,7 +90,21 @@ def test_classifier_logits_without_an_unknown_column_work():
     assert set(chosen.tolist()) == set(outputs.indices[is_known].tolist())
 
 
-@pytest.mark.parametrize("kwargs", [{"n_components": 1}, {"query_model": "oracle"}])
+@pytest.mark.parametrize("kwargs", [{"n_components": 1}, {"query_model": "oracle"}, {"tie_break": "first"}])
 def test_bad_parameters_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         LfOSA(**kwargs)
+
+
+def test_saturated_probabilities_are_ordered_by_mav_standing():
+    # one class: a tight unknown cluster and a spread of knowns whose posteriors all saturate at 1.0
+    rng = np.random.default_rng(2)
+    mav = np.concatenate([rng.normal(0.0, 0.3, 200), np.linspace(20.0, 40.0, 50)])
+    logits = detector_logits(rng, np.zeros(250, dtype=int), mav, 2)
+    outputs = PoolOutputs(np.arange(250), 2, logits=logits)
+    probability, _, _ = LfOSA().known_probability(logits, 2, np.random.default_rng(0))
+    assert (probability[200:] == 1.0).all()  # exactly saturated: the plain sort cannot order them
+    top = LfOSA().select(outputs, 10, np.random.default_rng(0))
+    assert sorted(top.tolist()) == list(range(240, 250))  # the ten largest MAVs
+    plain = LfOSA(tie_break="random").select(outputs, 10, np.random.default_rng(0))
+    assert set(plain.tolist()) <= set(range(200, 250)) and sorted(plain.tolist()) != list(range(240, 250))

@@ -7,7 +7,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Strategy
+from osal.strategies.base import PoolOutputs, Strategy, rank_descending, take_top
 
 
 class LfOSA(Strategy):
@@ -24,7 +24,12 @@ class LfOSA(Strategy):
         (largest known logit - unknown logit), the most known-looking first;
       * a predicted class with fewer than `n_components` examples cannot be fit: its examples
         get known probability `small_class_probability` (0.5, i.e. undecided), so they rank
-        below confidently known examples, above confidently unknown ones, and are never dropped.
+        below confidently known examples, above confidently unknown ones, and are never dropped;
+      * ties: the posterior saturates at exactly 1.0 for most clearly known examples, which
+        would leave the top of the ranking to chance. With `tie_break: mav` (default) equal
+        probabilities are ordered by the MAV's standing in its class's known component,
+        (MAV - mean) / std, the most certain first; `tie_break: random` leaves them to the
+        seeded generator, as the paper's plain sort does.
 
     Args:
         query_model: "detector" (LfOSA) or "classifier" (the w/o-detector ablation).
@@ -35,7 +40,8 @@ class LfOSA(Strategy):
     needs = ("logits",)
 
     def __init__(self, query_model: str = "detector", n_components: int = 2, max_iter: int = 10,
-                 tol: float = 1e-2, reg_covar: float = 5e-4, small_class_probability: float = 0.5):
+                 tol: float = 1e-2, reg_covar: float = 5e-4, small_class_probability: float = 0.5,
+                 tie_break: str = "mav"):
         if query_model not in ("detector", "classifier"):
             raise ConfigError(f"strategy.selector.query_model={query_model!r} must be 'detector' or 'classifier'")
         if int(n_components) < 2:
@@ -45,13 +51,17 @@ class LfOSA(Strategy):
         self.n_components = int(n_components)
         self.max_iter, self.tol, self.reg_covar = int(max_iter), float(tol), float(reg_covar)
         self.small_class_probability = float(small_class_probability)
+        if tie_break not in ("mav", "random"):
+            raise ConfigError(f"strategy.selector.tie_break={tie_break!r} must be 'mav' or 'random'")
+        self.tie_break = tie_break
 
     def known_probability(self, logits: np.ndarray, num_known: int, rng: np.random.Generator):
-        """(known probability, predicted-known mask) of every row of `logits`."""
+        """(known probability, predicted-known mask, MAV standing in its class) of every row of `logits`."""
         logits = np.asarray(logits, dtype=np.float64)
         predicted = logits.argmax(axis=1)
         mav = logits.max(axis=1)
         probability = np.zeros(len(logits))
+        standing = np.zeros(len(logits))
         seeds = rng.integers(0, 2 ** 31 - 1, size=num_known)
         for c in range(num_known):
             members = np.flatnonzero(predicted == c)
@@ -60,25 +70,38 @@ class LfOSA(Strategy):
             if len(members) < self.n_components:
                 probability[members] = self.small_class_probability
                 continue
-            probability[members] = self._posterior_of_top_component(mav[members], int(seeds[c]))
-        return probability, predicted < num_known
+            probability[members], mean, std = self._top_component(mav[members], int(seeds[c]))
+            standing[members] = (mav[members] - mean) / std
+        return probability, predicted < num_known, standing
 
-    def _posterior_of_top_component(self, values: np.ndarray, seed: int) -> np.ndarray:
+    def _top_component(self, values: np.ndarray, seed: int):
+        """Posterior of the largest-mean component for each value, and that component's mean and std."""
         gmm = GaussianMixture(n_components=self.n_components, max_iter=self.max_iter, tol=self.tol,
                               reg_covar=self.reg_covar, random_state=seed)
         with warnings.catch_warnings():
             # 10 EM steps often stop before the tolerance, as in the authors' code: expected
             warnings.simplefilter("ignore", ConvergenceWarning)
             gmm.fit(values[:, None])
-        return gmm.predict_proba(values[:, None])[:, int(np.argmax(gmm.means_[:, 0]))]
+        top = int(np.argmax(gmm.means_[:, 0]))
+        std = float(np.sqrt(gmm.covariances_.reshape(self.n_components, -1)[top, 0]))
+        return gmm.predict_proba(values[:, None])[:, top], float(gmm.means_[top, 0]), std
+
+    def _keys(self, outputs: PoolOutputs, rng: np.random.Generator):
+        logits = np.asarray(outputs.logits, dtype=np.float64)
+        k = outputs.num_known
+        probability, predicted_known, standing = self.known_probability(logits, k, rng)
+        if logits.shape[1] == k:  # a K-way classifier predicts no unknowns
+            return probability, standing
+        # below every predicted known, the most known-looking predicted unknown first
+        margin = logits[:, :k].max(axis=1) - logits[:, k:].max(axis=1)
+        unknown_score = -1.0 + 1.0 / (1.0 + np.exp(-np.clip(margin, -50, 50)))
+        return np.where(predicted_known, probability, unknown_score), np.where(predicted_known, standing, 0.0)
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
         """Known probability in [0, 1] for predicted knowns; predicted unknowns in (-1, 0), ranked by margin."""
-        logits = np.asarray(outputs.logits, dtype=np.float64)
-        k = outputs.num_known
-        probability, predicted_known = self.known_probability(logits, k, rng)
-        if logits.shape[1] == k:  # a K-way classifier predicts no unknowns
-            return probability
-        # below every predicted known, the most known-looking predicted unknown first
-        margin = logits[:, :k].max(axis=1) - logits[:, k:].max(axis=1)
-        return np.where(predicted_known, probability, -1.0 + 1.0 / (1.0 + np.exp(-np.clip(margin, -50, 50))))
+        return self._keys(outputs, rng)[0]
+
+    def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
+        score, standing = self._keys(outputs, rng)
+        keys = [score, standing] if self.tie_break == "mav" else [score]
+        return take_top(outputs, rank_descending(keys, rng), budget)
