@@ -13,10 +13,10 @@ import time
 import lightning as L
 import numpy as np
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from osal.loop import selection_metrics as sm
 from osal.loop.query_callback import QueryCallback
+from osal.loop.run_logger import close_logger, log_row, open_logger
 from osal.loop.records import MetricsTable, table_header, table_line, write_json
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 
@@ -80,9 +80,7 @@ class Experiment:
         strategy = instantiate(cfg.strategy.selector)
         validate_strategy(cfg, strategy)
         query_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
-        logger = instantiate(cfg.logger, save_dir=self.output_dir) if cfg.get("logger") else None
-        if logger is not None:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger = open_logger(cfg, self.output_dir)
         table = MetricsTable(os.path.join(self.output_dir, "metrics.csv"))
         n_initial = len(datamodule.pool.labeled)
         rounds = int(cfg.al.rounds)
@@ -117,14 +115,12 @@ class Experiment:
             row = self.make_row(r, counts, queries.get(r), tested, fit_seconds, datamodule, n_initial)
             table.append(row)
             datamodule.pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
-            if logger is not None:
-                logger.log_metrics({k: v for k, v in row.items() if v is not None and k != "round"}, step=r)
+            log_row(logger, row)
             log.info(table_line(row))
 
         summary = {"rows": len(table.rows), "final": table.rows[-1], "note": note, "output_dir": self.output_dir}
         write_json(os.path.join(self.output_dir, "summary.json"), summary)
-        if logger is not None:
-            logger.finalize("success")
+        close_logger(logger)
         return summary
 
     @staticmethod
