@@ -11,5 +11,7 @@ def quiet_lightning() -> None:
     # in-memory tensors need no loader workers on the CPU; Lightning would warn on every fit
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    # SLURM tools on the PATH make Lightning suggest `srun` for every Trainer; jobs here run one process
+    warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system.*")
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing the user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")

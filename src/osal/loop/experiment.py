@@ -15,6 +15,7 @@ import numpy as np
 from hydra.utils import instantiate
 
 from osal.loop import selection_metrics as sm
+from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.loop.query_callback import QueryCallback
 from osal.loop.run_logger import close_logger, log_row, open_logger
 from osal.loop.records import MetricsTable, table_header, table_line, write_json
@@ -41,9 +42,11 @@ class Experiment:
         return int(np.random.SeedSequence([self.seed, round_index, ROLES[role]]).generate_state(1)[0] % (2 ** 31))
 
     # -- building blocks ---------------------------------------------------------------
-    def make_trainer(self, callbacks=()):
-        return instantiate(self.cfg.trainer, callbacks=list(callbacks), logger=False,
-                           default_root_dir=self.output_dir)
+    def make_trainer(self, role: str, round_index: int, callbacks=()):
+        callbacks = list(callbacks)
+        if self.cfg.trainer.get("enable_progress_bar", True):
+            callbacks.append(RoundProgressBar(round_index, int(self.cfg.al.rounds), role))
+        return instantiate(self.cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=self.output_dir)
 
     def role_config(self, role: str):
         """(module factory config, whether it trains on the invalid set) of the detector or the classifier.
@@ -63,7 +66,7 @@ class Experiment:
         L.seed_everything(self.fit_seed(round_index, role), workers=True, verbose=False)
         module_cfg, datamodule.train_with_invalid = self.role_config(role)
         module = instantiate(module_cfg)(num_known=datamodule.num_known)
-        trainer = self.make_trainer([query] if query else [])
+        trainer = self.make_trainer(role, round_index, [query] if query else [])
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         seconds = time.perf_counter() - start
@@ -88,6 +91,7 @@ class Experiment:
                  cfg.dataset.name, cfg.mismatch, datamodule.num_known, cfg.strategy.name, self.seed, rounds,
                  cfg.al.query_size)
         log.info(table_header())
+        started = time.perf_counter()
 
         queries = {}  # query number -> QueryCallback.result
         note = None
@@ -116,7 +120,8 @@ class Experiment:
             table.append(row)
             datamodule.pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
             log_row(logger, row)
-            log.info(table_line(row))
+            eta = eta_seconds(time.perf_counter() - started, r + 1, rounds + 1)
+            log.info("%s %7s", table_line(row), format_duration(eta))
 
         summary = {"rows": len(table.rows), "final": table.rows[-1], "note": note, "output_dir": self.output_dir}
         write_json(os.path.join(self.output_dir, "summary.json"), summary)

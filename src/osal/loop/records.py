@@ -75,7 +75,8 @@ def _parse(text: str):
 
 
 def table_header() -> str:
-    return " ".join(h.rjust(len(fmt.format(0 if "d" in fmt else 0.0))) for _, h, fmt in TABLE)
+    """The table's column names; the loop appends an ETA column (time left for the run)."""
+    return " ".join(h.rjust(len(fmt.format(0 if "d" in fmt else 0.0))) for _, h, fmt in TABLE) + "     eta"
 
 
 def table_line(row: dict) -> str:

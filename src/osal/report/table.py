@@ -4,12 +4,21 @@ from collections import defaultdict
 
 import numpy as np
 
+from osal.report.curves import area_under_curve, curve
+
+
+# table columns: key of final_values -> header
+COLUMNS = {"recall": "final recall", "precision": "mean precision", "accuracy": "final accuracy",
+           "recall_auc": "recall AUC", "accuracy_auc": "accuracy AUC"}
+
 
 def final_values(run: dict) -> dict:
     rows = run["rows"]
     precisions = [r["precision"] for r in rows if r["precision"] is not None]
     return {"recall": rows[-1]["recall"], "precision": float(np.mean(precisions)) if precisions else float("nan"),
-            "accuracy": rows[-1]["test_accuracy"], "rounds": rows[-1]["round"]}
+            "accuracy": rows[-1]["test_accuracy"], "rounds": rows[-1]["round"],
+            "recall_auc": area_under_curve(*curve(run, "recall")),
+            "accuracy_auc": area_under_curve(*curve(run, "test_accuracy"))}
 
 
 def summarise(runs: list) -> list:
@@ -20,7 +29,7 @@ def summarise(runs: list) -> list:
     table = []
     for (dataset, mismatch, strategy), values in sorted(groups.items()):
         row = {"dataset": dataset, "mismatch": mismatch, "strategy": strategy, "seeds": len(values)}
-        for key in ("recall", "precision", "accuracy"):
+        for key in COLUMNS:
             column = np.array([v[key] for v in values], dtype=float)
             row[key] = (float(np.mean(column)), float(np.std(column)))
         table.append(row)
@@ -28,10 +37,10 @@ def summarise(runs: list) -> list:
 
 
 def markdown(table: list) -> str:
-    lines = ["| dataset | mismatch | strategy | seeds | final recall | mean precision | final accuracy |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | mismatch | strategy | seeds | " + " | ".join(COLUMNS.values()) + " |",
+             "|---|---|---|---|" + "---|" * len(COLUMNS)]
     for row in table:
-        cells = [f"{row[k][0]:.3f} ± {row[k][1]:.3f}" for k in ("recall", "precision", "accuracy")]
+        cells = [f"{row[k][0]:.3f} ± {row[k][1]:.3f}" for k in COLUMNS]
         lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {row['strategy']} | {row['seeds']} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Multiruns: collision-free job directories, the sweep tally, the paper's grid config, and the report."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import CONF, ROOT
+from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
+from osal.report.curves import area_under_curve
+
+TINY = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "al.rounds=2", "trainer.max_epochs=1",
+        "mismatch=0.4"]
+
+
+def multirun(tmp_path, *overrides):
+    return subprocess.run([sys.executable, "src/train.py", "-m", *TINY, *overrides, f"hydra.sweep.dir={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    result = multirun(root, "strategy=lfosa,random", "seed=1,2")
+    return root, result
+
+
+def test_every_job_has_its_own_directory_named_from_its_overrides(sweep):
+    root, result = sweep
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert jobs == ["0_digits_mismatch0.4_lfosa_seed1", "1_digits_mismatch0.4_lfosa_seed2",
+                    "2_digits_mismatch0.4_random_seed1", "3_digits_mismatch0.4_random_seed2"]
+    for job in jobs:
+        assert len((root / job / "metrics.csv").read_text().splitlines()) == 4  # header + rounds 0..2
+    assert "4 jobs: 4 finished, 0 failed or unfinished" in result.stdout + result.stderr
+
+
+def test_report_writes_readable_figures_and_the_table(sweep, tmp_path):
+    root, _ = sweep
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, "src/report.py", str(root), "--out", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("recall.png", "precision.png", "accuracy.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    report = (out / "report.md").read_text()
+    assert "| digits | 0.4 | lfosa | 2 |" in report and "| digits | 0.4 | random | 2 |" in report
+    assert "recall AUC" in report and "4 jobs: 4 finished" in report
+
+
+def test_report_on_a_directory_without_runs_is_one_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "src/report.py", str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: no run")
+
+
+def test_a_failed_job_is_counted_and_the_others_still_run(tmp_path):
+    result = multirun(tmp_path, "al.query_size=40,100000")
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "job 1 failed: al.query_size=100000" in out
+    assert "2 jobs: 1 finished, 1 failed or unfinished (1_digits" in out
+    assert (tmp_path / "0_digits_mismatch0.4_lfosa_seed1" / "summary.json").exists()
+
+
+def test_paper_grid_is_one_named_experiment():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=paper"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert params.dataset == "cifar10,cifar100,tinyimagenet" and params.mismatch == "0.2,0.3,0.4"
+    assert params.strategy == "random,uncertainty,certainty,coreset,bald,openmax,lfosa"
+    assert params.seed == "1,2,3,4" and cfg.trainer.accelerator == "gpu"
+
+
+def test_progress_bar_names_round_and_model_and_eta_is_plain():
+    bar = RoundProgressBar(3, 10, "detector")
+    assert bar.label == "round 3/10 detector"
+    assert eta_seconds(60.0, 3, 11) == pytest.approx(160.0)
+    assert format_duration(160.0) == "2:40" and format_duration(3725) == "1:02:05"
+    assert format_duration(float("nan")) == "-"
+
+
+def test_area_under_curve_is_the_average_height():
+    assert area_under_curve(np.array([0, 1, 2]), np.array([0.0, 1.0, 1.0])) == pytest.approx(0.75)
+    assert area_under_curve(np.array([3]), np.array([0.4])) == pytest.approx(0.4)
