@@ -22,6 +22,9 @@ log = logging.getLogger("osal")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     quiet_lightning()
+    if cfg.trainer.get("deterministic"):
+        # cuBLAS needs this before its first use for deterministic matrix products
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     hydra_cfg = HydraConfig.get()
     with open_dict(cfg):
         spread_over_gpus(cfg, hydra_cfg)

@@ -42,7 +42,8 @@ def test_command_line_overrides_beat_the_dataset_protocol():
 def test_dataset_config_loads_its_layout_through_the_datamodule(name, tmp_path):
     if name != "digits":
         WRITERS[name][0](tmp_path)
-    cfg = compose_config([f"dataset={name}", f"data_dir={tmp_path}", "al.init_percent=50", "mismatch=0.4"]
+    cfg = compose_config([f"dataset={name}", f"data_dir={tmp_path}", "al.init_percent=50", "al.init_stratified=true",
+                          "mismatch=0.4"]
                          + (["dataset.source.download=false"] if "download" in compose_config(
                              [f"dataset={name}"]).dataset.source else []))
     dm = instantiate(cfg.data)

@@ -41,3 +41,11 @@ def test_initial_set_of_nothing_is_a_config_error():
 def test_simulated_oracle_answers_known_class_or_unknown():
     oracle = SimulatedOracle(np.array([0, 5, 1, 2, 9]), num_known=2)
     assert oracle.answer(np.array([0, 1, 2, 3, 4])).tolist() == [0, UNKNOWN, 1, UNKNOWN, UNKNOWN]
+
+
+def test_an_initial_set_missing_a_known_class_is_a_config_error():
+    labels = np.repeat(np.arange(4), [200, 200, 200, 2])  # class 3 is rare: 5% of 602 rarely hits it
+    with pytest.raises(ConfigError, match="no example of known class 3"):
+        initial_labeled_set(labels, 4, 5, np.random.default_rng(0))
+    chosen = initial_labeled_set(labels, 4, 50, np.random.default_rng(0), stratified=True)
+    assert set(labels[chosen].tolist()) == {0, 1, 2, 3}

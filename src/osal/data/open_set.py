@@ -41,4 +41,10 @@ def initial_labeled_set(labels: np.ndarray, num_known: int, percent: float, rng:
     if len(chosen) == 0:
         raise ConfigError(f"al.init_percent={percent} of {len(known)} known-class examples labels no example; "
                           "raise al.init_percent")
+    missing = sorted(set(range(num_known)) - set(labels[chosen].tolist()))
+    if missing:
+        # a class without a labeled example can never be learned, and its examples never be recognised
+        raise ConfigError(f"al.init_percent={percent} labels no example of known class {missing[0]} "
+                          f"({len(missing)} known class(es) empty); raise al.init_percent or set "
+                          "al.init_stratified=true")
     return chosen

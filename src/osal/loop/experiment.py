@@ -6,6 +6,7 @@ after it. Round 0 tests the classifier trained on the initial set; round R the o
 trained after the last query.
 """
 
+import json
 import logging
 import os
 import time
@@ -13,8 +14,11 @@ import time
 import lightning as L
 import numpy as np
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from osal.errors import ConfigError
 from osal.loop import selection_metrics as sm
+from osal.loop.checkpoint import STATE_FILE, config_differences, load_state, save_state
 from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.loop.query_callback import QueryCallback
 from osal.loop.run_logger import close_logger, log_row, open_logger
@@ -77,56 +81,113 @@ class Experiment:
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> dict:
         cfg = self.cfg
+        strategy = instantiate(cfg.strategy.selector)  # its parameters are checked before any data is read
+        validate_strategy(cfg, strategy)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        if cfg.get("fresh"):
+            self.clear_records()
+        saved = load_state(self.output_dir)
+        if saved is not None:
+            self.check_same_run(saved[4], config)
+            finished = self.finished_summary(saved[0])
+            if finished is not None:
+                log.info("this run already finished (%s); nothing to do. Set fresh=true to run it again from "
+                         "scratch, or raise al.rounds to continue it", self.output_dir)
+                return finished
+
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
         validate_against_data(cfg, datamodule)
-        strategy = instantiate(cfg.strategy.selector)
-        validate_strategy(cfg, strategy)
         query_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
-        logger = open_logger(cfg, self.output_dir)
         table = MetricsTable(os.path.join(self.output_dir, "metrics.csv"))
-        n_initial = len(datamodule.pool.labeled)
+        queries = {}  # query number -> QueryCallback.result, for rows not yet written
+        first_round = 0
+        if saved is not None:
+            last, arrays, rng_state, queries, _ = saved
+            datamodule.load_state_dict(arrays)
+            query_rng.bit_generator.state = rng_state
+            table.restore(last)
+            first_round = last + 1
+            log.info("resuming %s after round %d", self.output_dir, last)
+        n_initial = len(datamodule.pool.queried_in(0))
         rounds = int(cfg.al.rounds)
         log.info("%s, mismatch %s (%d known classes), strategy %s, seed %d: %d rounds of %d queries",
                  cfg.dataset.name, cfg.mismatch, datamodule.num_known, cfg.strategy.name, self.seed, rounds,
                  cfg.al.query_size)
         log.info(table_header())
+        logger = open_logger(cfg, self.output_dir)
         started = time.perf_counter()
-
-        queries = {}  # query number -> QueryCallback.result
         note = None
-        for r in range(rounds + 1):
-            fit_seconds = 0.0
-            if r > 0 and r not in queries:
-                if len(datamodule.pool.unlabeled) == 0:
-                    note = f"the unlabeled pool ran out after {r - 1} queries; the run ends early"
-                    log.info(note)
-                    break
-                # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
-                query = QueryCallback(datamodule, strategy, cfg.al.query_size, r, query_rng)
-                _, _, fit_seconds = self.fit("detector", r, datamodule, query)
-                queries[r] = query.result
-            counts = datamodule.pool.counts()
-            # a classifier-based strategy queries (r + 1) from the classifier it trains now
-            query = None
-            if r < rounds and strategy.query_model == "classifier" and len(datamodule.pool.unlabeled):
-                query = QueryCallback(datamodule, strategy, cfg.al.query_size, r + 1, query_rng)
-            classifier, trainer, seconds = self.fit("classifier", r, datamodule, query)
-            fit_seconds += seconds
-            if query is not None:
-                queries[r + 1] = query.result
-            tested = trainer.test(classifier, datamodule=datamodule, verbose=False)[0]
-            row = self.make_row(r, counts, queries.get(r), tested, fit_seconds, datamodule, n_initial)
-            table.append(row)
-            datamodule.pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
-            log_row(logger, row)
-            eta = eta_seconds(time.perf_counter() - started, r + 1, rounds + 1)
-            log.info("%s %7s", table_line(row), format_duration(eta))
-
-        summary = {"rows": len(table.rows), "final": table.rows[-1], "note": note, "output_dir": self.output_dir}
-        write_json(os.path.join(self.output_dir, "summary.json"), summary)
+        try:
+            for r in range(first_round, rounds + 1):
+                fit_seconds = 0.0
+                if r > 0 and r not in queries:
+                    if len(datamodule.pool.unlabeled) == 0:
+                        note = f"the unlabeled pool ran out after {r - 1} queries; the run ends early"
+                        log.info(note)
+                        break
+                    # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
+                    query = QueryCallback(datamodule, strategy, cfg.al.query_size, r, query_rng)
+                    _, _, fit_seconds = self.fit("detector", r, datamodule, query)
+                    queries[r] = query.result
+                counts = datamodule.pool.counts()
+                # a classifier-based strategy queries (r + 1) from the classifier it trains now
+                query = None
+                if r < rounds and strategy.query_model == "classifier" and len(datamodule.pool.unlabeled):
+                    query = QueryCallback(datamodule, strategy, cfg.al.query_size, r + 1, query_rng)
+                classifier, trainer, seconds = self.fit("classifier", r, datamodule, query)
+                fit_seconds += seconds
+                if query is not None:
+                    queries[r + 1] = query.result
+                tested = trainer.test(classifier, datamodule=datamodule, verbose=False)[0]
+                row = self.make_row(r, counts, queries.pop(r, None), tested, fit_seconds, datamodule, n_initial)
+                table.append(row)
+                datamodule.pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
+                # the round is complete once its state is saved: a crash from here on loses nothing of it
+                save_state(self.output_dir, r, datamodule, query_rng, queries, config)
+                log_row(logger, row)
+                eta = eta_seconds(time.perf_counter() - started, r - first_round + 1, rounds + 1 - first_round)
+                log.info("%s %7s", table_line(row), format_duration(eta))
+        except BaseException:
+            close_logger(logger, "failed")
+            raise
         close_logger(logger)
+        summary = {"rows": len(table.rows), "final": table.rows[-1], "note": note, "output_dir": self.output_dir,
+                   "rounds": rounds}
+        write_json(os.path.join(self.output_dir, "summary.json"), summary)
         return summary
+
+    # -- resuming ----------------------------------------------------------------------
+    # knobs that change how a run is watched or fed, not what it computes: they may differ on resume
+    RESUME_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
+                      "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
+                      "dataset.source.download")
+
+    def check_same_run(self, saved: dict, current: dict) -> None:
+        diffs = [d for d in config_differences(saved, current)
+                 if not any(d == k or d.startswith(k + ".") for k in self.RESUME_NEUTRAL)]
+        if diffs:
+            shown = ", ".join(diffs[:5]) + (", ..." if len(diffs) > 5 else "")
+            raise ConfigError(f"{self.output_dir} holds a run with a different config (differs in {shown}); "
+                              "give this run its own hydra.run.dir, or set fresh=true to replace that run")
+
+    def finished_summary(self, last_round: int):
+        """The saved summary when the run is complete for the rounds asked now, else None."""
+        path = os.path.join(self.output_dir, "summary.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            summary = json.load(f)
+        if last_round >= int(self.cfg.al.rounds) or summary.get("note"):
+            return summary
+        return None
+
+    def clear_records(self) -> None:
+        """fresh=true: remove this run directory's records so the run starts from scratch."""
+        for name in os.listdir(self.output_dir):
+            if name in ("metrics.csv", "summary.json", STATE_FILE) or \
+                    (name.startswith("pool_round_") and name.endswith(".npz")):
+                os.remove(os.path.join(self.output_dir, name))
 
     @staticmethod
     def make_row(r, counts, query, tested, fit_seconds, datamodule, n_initial) -> dict:

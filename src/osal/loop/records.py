@@ -44,6 +44,14 @@ class MetricsTable:
         self.rows.append({c: row.get(c) for c in COLUMNS})
         self._flush()
 
+    def restore(self, last_round: int) -> None:
+        """Take back the rows of rounds 0..last_round from the file (a crash may have left a later one)."""
+        rows = read_metrics(self.path) if os.path.exists(self.path) else []
+        self.rows = [{c: row.get(c) for c in COLUMNS} for row in rows if row["round"] <= last_round]
+        if [r["round"] for r in self.rows] != list(range(last_round + 1)):
+            raise ValueError(f"{self.path} lacks rounds of 0..{last_round}; it does not match the saved state")
+        self._flush()
+
     def _flush(self) -> None:
         lines = [",".join(COLUMNS)]
         for row in self.rows:

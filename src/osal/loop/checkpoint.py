@@ -1,0 +1,55 @@
+"""What a run needs to continue after a crash: written atomically after every completed round.
+
+`state.npz` holds the pool state and the oracle's answers (arrays) and, as one JSON
+string, the last completed round, the query generator's state, the query records of
+rounds not yet written, and the resolved config the run was started with.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+STATE_FILE = "state.npz"
+
+
+def save_state(output_dir, round_index: int, datamodule, query_rng: np.random.Generator, queries: dict,
+               config: dict) -> None:
+    meta = {"round": int(round_index), "rng": query_rng.bit_generator.state,
+            "queries": {str(k): v for k, v in queries.items()}, "config": config}
+    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".tmp-state-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **datamodule.state_dict(), meta=np.array(json.dumps(meta)))
+        os.replace(tmp, os.path.join(output_dir, STATE_FILE))  # a reader sees the old or the new state, never half
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_state(output_dir):
+    """(last completed round, datamodule state, rng state, queries, config) or None when there is none."""
+    path = os.path.join(output_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        arrays = {k: data[k] for k in data.files if k != "meta"}
+    queries = {int(k): v for k, v in meta["queries"].items()}
+    return meta["round"], arrays, meta["rng"], queries, meta["config"]
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list:
+    """Dotted keys whose values differ between two nested config dicts."""
+    keys = set(saved) | set(current)
+    diffs = []
+    for key in sorted(keys, key=str):
+        a, b = saved.get(key), current.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, name + ".")
+        elif a != b:
+            diffs.append(name)
+    return diffs

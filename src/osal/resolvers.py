@@ -1,0 +1,13 @@
+"""OmegaConf resolvers the configs use (registered on `import osal`)."""
+
+from omegaconf import OmegaConf
+
+
+def _suffix(text) -> str:
+    """'_' + text, or nothing for empty text: run directory names without a dangling separator."""
+    text = str(text or "")
+    return f"_{text}" if text else ""
+
+
+def register() -> None:
+    OmegaConf.register_new_resolver("osal_suffix", _suffix, replace=True)

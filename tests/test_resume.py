@@ -1,0 +1,143 @@
+"""Faults: a killed run resumes to the same result, finished runs are not redone, bad rounds keep good ones."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import FAST, ROOT, compose_config
+from osal.data.pool import PoolState
+from osal.errors import ConfigError, DivergenceError
+from osal.loop.checkpoint import load_state
+from osal.loop.experiment import Experiment
+from osal.loop.records import read_metrics
+
+RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",
+       "trainer.max_epochs=6"]
+TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}
+
+
+def cli(run_dir, *extra, wait=True):
+    args = [sys.executable, "src/train.py", *RUN, *extra, f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if wait:
+        return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+
+def without_timing(rows):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+@pytest.mark.parametrize("strategy", ["lfosa", "uncertainty"])  # a detector-based and a classifier-based query
+def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(strategy, tmp_path):
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    slow = [f"strategy={strategy}", "trainer.max_epochs=20"]  # rounds of a second or more: time to kill one
+    assert cli(reference, *slow).returncode == 0
+
+    process = cli(interrupted, *slow, wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        saved = load_state(interrupted) if (interrupted / "state.npz").exists() else None
+        if saved is not None and saved[0] >= 1:
+            time.sleep(0.3)  # into round 2's fits
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    last_completed = load_state(interrupted)[0]
+    assert last_completed < 3, "the run finished before it could be killed"
+
+    result = cli(interrupted, *slow)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"after round {last_completed}" in result.stdout
+    assert without_timing(read_metrics(interrupted / "metrics.csv")) == \
+        without_timing(read_metrics(reference / "metrics.csv"))
+    for r in range(4):
+        a, b = (PoolState.load(d / f"pool_round_{r:02d}.npz") for d in (reference, interrupted))
+        assert np.array_equal(a.state, b.state) and np.array_equal(a.query_round, b.query_round)
+
+
+def test_a_finished_run_is_not_run_again_unless_fresh(tmp_path):
+    assert cli(tmp_path, "al.rounds=1", "trainer.max_epochs=1").returncode == 0
+    before = (tmp_path / "metrics.csv").stat().st_mtime_ns
+    again = cli(tmp_path, "al.rounds=1", "trainer.max_epochs=1")
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert (tmp_path / "metrics.csv").stat().st_mtime_ns == before
+    fresh = cli(tmp_path, "al.rounds=1", "trainer.max_epochs=1", "fresh=true")
+    assert fresh.returncode == 0 and "already finished" not in fresh.stdout
+    assert (tmp_path / "metrics.csv").stat().st_mtime_ns != before
+
+
+def test_more_rounds_continue_a_finished_run(tmp_path):
+    cfg = compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"])
+    Experiment(cfg, tmp_path).run()
+    longer = compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=1"])
+    Experiment(longer, tmp_path).run()
+    assert [r["round"] for r in read_metrics(tmp_path / "metrics.csv")] == [0, 1, 2]
+
+
+def test_a_directory_holding_another_run_is_refused(tmp_path):
+    Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"]), tmp_path).run()
+    other = compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1", "seed=7"])
+    with pytest.raises(ConfigError, match=r"differs in data.seed, seed\)"):
+        Experiment(other, tmp_path).run()
+
+
+def test_same_seed_same_metrics_run_after_run(tmp_path):
+    for name in ("a", "b"):
+        Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=2"]),
+                   tmp_path / name).run()
+    a, b = (without_timing(read_metrics(tmp_path / n / "metrics.csv")) for n in ("a", "b"))
+    assert a == b
+
+
+def test_a_diverging_round_stops_with_a_clear_message_and_keeps_earlier_rounds(tmp_path):
+    # a vanishing detector temperature makes its loss infinite in round 1; round 0 needs no detector
+    cfg = compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=1",
+                                 "strategy.detector.module.temperature=1e-300"])
+    with pytest.raises(DivergenceError, match="detector's training loss became"):
+        Experiment(cfg, tmp_path).run()
+    assert [r["round"] for r in read_metrics(tmp_path / "metrics.csv")] == [0]
+    assert load_state(tmp_path)[0] == 0
+
+
+def test_running_out_of_pool_queries_what_remains_and_ends_with_a_note(tmp_path):
+    cfg = compose_config(FAST + ["mismatch=0.4", "al.rounds=5", "al.query_size=500", "trainer.max_epochs=1"])
+    summary = Experiment(cfg, tmp_path).run()
+    rows = read_metrics(tmp_path / "metrics.csv")
+    pool = rows[0]["n_unlabeled"]
+    assert [r["queried"] for r in rows[1:]] == [500, 500, pool - 1000]
+    assert rows[-1]["n_unlabeled"] == 0 and "ran out after 3 queries" in summary["note"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 80), batches=st.lists(st.lists(st.tuples(st.integers(0, 79), st.booleans()),
+                                                          max_size=20), max_size=8))
+def test_pool_property_any_annotation_sequence_keeps_the_invariants(size, batches):
+    pool = PoolState(size)
+    queried = set()
+    for round_index, batch in enumerate(batches, start=1):
+        indices = [i for i, _ in batch]
+        answers = [a for _, a in batch]
+        valid = all(i < size for i in indices) and len(set(indices)) == len(indices) and \
+            not (set(indices) & queried)
+        before = pool.state_dict()
+        if valid:
+            pool.mark(indices, answers, round_index)
+            queried |= set(indices)
+        else:
+            with pytest.raises(ValueError):
+                pool.mark(indices, answers, round_index)
+            assert np.array_equal(pool.state, before["state"])  # a refused batch changes nothing
+        assert sum(pool.counts().values()) == size
+        assert set(np.flatnonzero(pool.query_round >= 1).tolist()) == queried
+        copy = PoolState(size)
+        copy.load_state_dict(pool.state_dict())
+        assert np.array_equal(copy.state, pool.state) and np.array_equal(copy.query_round, pool.query_round)
