@@ -13,7 +13,7 @@ import time
 
 import lightning as L
 import numpy as np
-from hydra.utils import instantiate
+from osal.build import build
 from omegaconf import OmegaConf
 
 from osal.errors import ConfigError
@@ -50,7 +50,7 @@ class Experiment:
         callbacks = list(callbacks)
         if self.cfg.trainer.get("enable_progress_bar", True):
             callbacks.append(RoundProgressBar(round_index, int(self.cfg.al.rounds), role))
-        return instantiate(self.cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=self.output_dir)
+        return build(self.cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=self.output_dir)
 
     def role_config(self, role: str):
         """(module factory config, whether it trains on the invalid set) of the detector or the classifier.
@@ -69,7 +69,7 @@ class Experiment:
         """Fit a fresh module of `role`; returns (module, trainer, seconds spent fitting)."""
         L.seed_everything(self.fit_seed(round_index, role), workers=True, verbose=False)
         module_cfg, datamodule.train_with_invalid = self.role_config(role)
-        module = instantiate(module_cfg)(num_known=datamodule.num_known)
+        module = build(module_cfg)(num_known=datamodule.num_known)
         trainer = self.make_trainer(role, round_index, [query] if query else [])
         start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
@@ -81,7 +81,7 @@ class Experiment:
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> dict:
         cfg = self.cfg
-        strategy = instantiate(cfg.strategy.selector)  # its parameters are checked before any data is read
+        strategy = build(cfg.strategy.selector)  # its parameters are checked before any data is read
         validate_strategy(cfg, strategy)
         config = OmegaConf.to_container(cfg, resolve=True)
         if cfg.get("fresh"):
@@ -95,7 +95,7 @@ class Experiment:
                          "scratch, or raise al.rounds to continue it", self.output_dir)
                 return finished
 
-        datamodule = instantiate(cfg.data)
+        datamodule = build(cfg.data)
         datamodule.setup("fit")
         validate_against_data(cfg, datamodule)
         query_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))

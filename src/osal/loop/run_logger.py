@@ -10,7 +10,7 @@ W&B's own step equals the round too, since the loop logs exactly one row per rou
 
 import logging
 
-from hydra.utils import instantiate
+from osal.build import build
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def open_logger(cfg, output_dir):
     """The configured logger with the resolved config as hyperparameters, or None for `logger=none`."""
     if not cfg.get("logger"):
         return None
-    logger = instantiate(cfg.logger, save_dir=output_dir)
+    logger = build(cfg.logger, save_dir=output_dir)
     if is_wandb(logger):
         finish_stale_wandb_run()
     logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # starts the W&B run

@@ -1,0 +1,22 @@
+"""`hydra.utils.instantiate` that lets osal's own errors through unwrapped.
+
+Hydra wraps whatever a constructor raises in an InstantiationException, which would turn
+a one-sentence ConfigError into a traceback; the original OsalError is raised instead.
+"""
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from osal.errors import OsalError
+
+
+def build(config, *args, **kwargs):
+    try:
+        return instantiate(config, *args, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, OsalError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
