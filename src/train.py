@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> float:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     hydra_cfg = HydraConfig.get()
     with open_dict(cfg):
-        spread_over_gpus(cfg, hydra_cfg)
+        gpu_lock = spread_over_gpus(cfg, hydra_cfg)  # held while this job runs
     try:
         summary = Experiment(cfg, hydra_cfg.runtime.output_dir).run()
     except OsalError as error:
@@ -37,6 +37,9 @@ def main(cfg: DictConfig) -> float:
         # a mistake the user can fix: one sentence, no traceback, non-zero exit
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if gpu_lock is not None:
+            gpu_lock.close()
     log.info("results in %s", summary["output_dir"])
     return summary["final"]["recall"] or 0.0  # what a sweeper would optimise
 
