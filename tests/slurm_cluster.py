@@ -102,7 +102,12 @@ def sacct_states(job_name: str) -> dict:
     """{array task id: state} of the jobs named `job_name`, from the accounting database."""
     out = subprocess.run(["sacct", "-X", "-n", "-P", f"--name={job_name}", "-o", "JobID,State"],
                          capture_output=True, text=True, check=True).stdout
-    return dict(line.split("|", 1) for line in out.split())
+    states = {}
+    for line in out.splitlines():  # one "id|state" a line; a state may read "CANCELLED by 0"
+        if "|" in line:
+            job, state = line.split("|", 1)
+            states[job.strip()] = state.split()[0] if state.split() else ""
+    return states
 
 
 def cancel(job_name: str) -> None:

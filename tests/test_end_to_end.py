@@ -98,12 +98,14 @@ def test_bad_input_is_one_clear_sentence_and_a_nonzero_exit(overrides, words, tm
         assert word.format(tmp=tmp_path) in error_lines[0]
 
 
-@pytest.mark.parametrize("group, name", [("dataset", "nope"), ("strategy", "nope")])
-def test_unknown_dataset_or_strategy_names_the_choices(group, name, tmp_path):
+@pytest.mark.parametrize("group", ["dataset", "strategy", "model", "logger"])
+def test_an_unknown_option_names_the_choices(group, tmp_path):
+    name = "nope"
     result = run_cli(f"{group}={name}", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"Could not find '{group}/{name}'" in result.stderr
-    assert ("lfosa" if group == "strategy" else "cifar10") in result.stderr
+    expected_option = {"strategy": "lfosa", "dataset": "cifar10", "model": "resnet18", "logger": "wandb"}[group]
+    assert expected_option in result.stderr  # the available options are listed
 
 
 STRATEGIES = sorted(p.stem for p in (ROOT / "conf" / "strategy").glob("*.yaml"))

@@ -150,8 +150,10 @@ def test_slurm_multirun_collects_every_job(slurm_partition, tmp_path):
     sweep, name = tmp_path / "sweep", f"osal-test-{uuid.uuid4().hex[:8]}"
     try:
         result, seconds = multirun([*slurm_args(slurm_partition, name, sweep), "seed=1,2"], timeout=400)
-    finally:
+    except BaseException:
         slurm_cluster.cancel(name)  # whatever is left if it timed out
+        raise
+    # no scancel after success: a task whose result is in may still be exiting, and would read CANCELLED
     assert result.returncode == 0, output_of(result)
     dirs = job_dirs(sweep)
     assert sorted(dirs) == [0, 1], list(sweep.iterdir())
@@ -176,10 +178,9 @@ def test_slurm_job_killed_hard_fails_the_multirun(slurm_partition, tmp_path):
     try:
         result, seconds = multirun(args, timeout=KILLED_JOB_LIMIT_S, env=env)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"the multirun still waited {KILLED_JOB_LIMIT_S} s after its job 1 was killed "
-                    f"(sacct: {slurm_cluster.sacct_states(name)})")
-    finally:
+        states = slurm_cluster.sacct_states(name)
         slurm_cluster.cancel(name)
+        pytest.fail(f"the multirun still waited {KILLED_JOB_LIMIT_S} s after its job 1 was killed (sacct: {states})")
     output = output_of(result)
     assert result.returncode != 0, output
     states = wait_for_states(name, ["COMPLETED", "FAILED"])
