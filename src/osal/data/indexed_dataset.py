@@ -28,7 +28,7 @@ class IndexedImageDataset(Dataset):
         return self.transform(self.images[index]), self.targets[position], index
 
 
-class IndexedBatches(Dataset):
+class IndexedBatches(IndexedImageDataset):
     """Whole batches (images, targets, global indices) for deterministic transforms.
 
     Scoring and testing need no per-image randomness, so the transform runs once per
@@ -37,12 +37,7 @@ class IndexedBatches(Dataset):
     """
 
     def __init__(self, images: torch.Tensor, targets: np.ndarray, indices: np.ndarray, transform, batch_size: int):
-        self.images = images
-        self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
-        if len(self.targets) != len(self.indices):
-            raise ValueError(f"{len(self.indices)} indices but {len(self.targets)} targets")
-        self.transform = transform
+        super().__init__(images, targets, indices, transform)
         self.batch_size = int(batch_size)
 
     def __len__(self) -> int:

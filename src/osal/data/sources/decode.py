@@ -96,3 +96,15 @@ def decode_images(paths, mode="RGB", image_size=None, desc="images") -> np.ndarr
         if step and ((i + 1) % step == 0 or i + 1 == n):
             log.info("Decoded %d/%d %s (%d%%)", i + 1, n, desc, round(100 * (i + 1) / n))
     return out
+
+
+def decode_splits(train_paths, train_labels, test_paths, test_labels, class_names, mode="RGB", image_size=None,
+                  desc="images"):
+    """Both splits decoded in one call (so a size mismatch between them is caught too) into ImageArrays."""
+    from osal.data.sources.base import ImageArrays
+
+    images = decode_images(list(train_paths) + list(test_paths), mode, image_size, desc)
+    n = len(train_paths)
+    return ImageArrays(train_images=images[:n], train_labels=np.asarray(train_labels, dtype=np.int64),
+                       test_images=images[n:], test_labels=np.asarray(test_labels, dtype=np.int64),
+                       class_names=class_names)

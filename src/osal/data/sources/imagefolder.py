@@ -3,10 +3,9 @@
 import os
 from pathlib import Path
 
-import numpy as np
 
 from osal.data.sources.base import ImageArrays
-from osal.data.sources.decode import IMAGE_EXTENSIONS, check_image_size, decode_images, list_images
+from osal.data.sources.decode import IMAGE_EXTENSIONS, check_image_size, decode_splits, list_images
 from osal.errors import ConfigError, DataNotFoundError
 
 
@@ -65,16 +64,8 @@ def load_image_folder(root, image_size=None, channels=3, desc="images") -> Image
             f"No test images found under data_dir='{root}': expected {layout}; "
             "put the test images in per-class folders there."
         )
-    # One decode call over both splits, so a size mismatch between them is caught too.
-    images = decode_images(train_paths + test_paths, "RGB" if channels == 3 else "L", image_size, desc)
-    n = len(train_paths)
-    return ImageArrays(
-        train_images=images[:n],
-        train_labels=np.asarray(train_labels, dtype=np.int64),
-        test_images=images[n:],
-        test_labels=np.asarray(test_labels, dtype=np.int64),
-        class_names=classes,
-    )
+    return decode_splits(train_paths, train_labels, test_paths, test_labels, classes,
+                         "RGB" if channels == 3 else "L", image_size, desc)
 
 
 class ImageFolderSource:

@@ -3,10 +3,9 @@
 import os
 from pathlib import Path
 
-import numpy as np
 
 from osal.data.sources.base import ImageArrays
-from osal.data.sources.decode import check_image_size, decode_images, list_images
+from osal.data.sources.decode import check_image_size, decode_splits, list_images
 from osal.errors import DataNotFoundError
 
 FOLDER = "tiny-imagenet-200"
@@ -78,16 +77,8 @@ class TinyImageNetSource:
         if not test_paths:
             raise self._missing(annotations)
 
-        # One decode call over both splits, so a size mismatch between them is caught too.
-        images = decode_images(train_paths + test_paths, "RGB", self.image_size, desc="Tiny-ImageNet images")
-        n = len(train_paths)
-        return ImageArrays(
-            train_images=images[:n],
-            train_labels=np.asarray(train_labels, dtype=np.int64),
-            test_images=images[n:],
-            test_labels=np.asarray(test_labels, dtype=np.int64),
-            class_names=self._names(base, wnids),
-        )
+        return decode_splits(train_paths, train_labels, test_paths, test_labels, self._names(base, wnids), "RGB",
+                             self.image_size, desc="Tiny-ImageNet images")
 
     @staticmethod
     def _names(base: Path, wnids: list) -> list:
