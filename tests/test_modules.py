@@ -104,3 +104,14 @@ def test_mc_dropout_samples_differ_but_batchnorm_stays_in_eval():
     assert not torch.allclose(samples[0], samples[1])
     assert not net.training  # eval mode kept: BatchNorm uses running statistics
     assert torch.allclose(net(x), net(x))  # and plain forward stays deterministic
+
+
+def test_scheduler_none_gives_a_constant_learning_rate():
+    from hydra.utils import instantiate
+
+    from conftest import compose_config
+    cfg = compose_config(["scheduler=none"])
+    classifier = instantiate(cfg.classifier)(num_known=3)
+    assert isinstance(classifier.configure_optimizers(), torch.optim.SGD)
+    stepped = instantiate(compose_config([]).classifier)(num_known=3).configure_optimizers()
+    assert isinstance(stepped["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)

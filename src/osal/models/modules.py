@@ -70,7 +70,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self._optimizer(self.parameters())
-        if self._scheduler is None:
+        if not self._scheduler:  # scheduler=none composes to an empty node
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler(optimizer), "interval": "epoch"}}
 
