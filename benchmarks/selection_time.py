@@ -1,6 +1,8 @@
 """Selection time of every strategy on synthetic pool outputs (the paper's Table 1 analogue).
 
-    python benchmarks/selection_time.py [--pool 50000] [--known 20] [--budget 1500] [--repeats 3]
+    python benchmarks/selection_time.py [--pool 50000 ...] [--known 20] [--budget 1500] [--repeats 3]
+
+Several --pool sizes print one column each (growth with the pool: e.g. --pool 10000 100000 1000000).
 
 Inference is not timed here (it is the same forward pass for every strategy but BALD's
 extra dropout samples); metrics.csv records both parts of every real query.
@@ -51,29 +53,38 @@ def load_strategy(name):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", type=int, default=50_000)
+    parser.add_argument("--pool", type=int, nargs="+", default=[50_000])
     parser.add_argument("--known", type=int, default=20, help="K (CIFAR-100 at mismatch 0.2)")
     parser.add_argument("--labeled", type=int, default=4_000)
     parser.add_argument("--feature-dim", type=int, default=512)
     parser.add_argument("--budget", type=int, default=1500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--strategies", nargs="*", default=None)
+    parser.add_argument("--max-gb", type=float, default=4.0, help="skip inputs larger than this (BALD's samples)")
     args = parser.parse_args(argv)
     print(f"machine: {describe()}")
-    print(f"pool {args.pool}, K = {args.known}, labeled {args.labeled}, features {args.feature_dim}-d, "
-          f"budget {args.budget}; best of {args.repeats}")
-    print(f"{'strategy':<22}{'query model':>12}{'seconds':>10}")
+    print(f"pool {' / '.join(map(str, args.pool))}, K = {args.known}, labeled {args.labeled}, "
+          f"features {args.feature_dim}-d, budget {args.budget}; seconds, best of {args.repeats}")
+    print(f"{'strategy':<22}{'query model':>12}" + "".join(f"{p:>12}" for p in args.pool))
     for name in args.strategies or strategy_names():
         strategy = load_strategy(name)
         columns = 2 if name == "lfosa_dichotomy" else args.known + (strategy.query_model == "detector")
-        outputs = synthetic_outputs(args.pool, args.known, columns, args.labeled, args.feature_dim,
-                                    strategy.mc_samples)
-        best = float("inf")
-        for repeat in range(args.repeats):
-            start = time.perf_counter()
-            strategy.select(outputs, args.budget, np.random.default_rng(repeat))
-            best = min(best, time.perf_counter() - start)
-        print(f"{name:<22}{strategy.query_model:>12}{best:>10.3f}", flush=True)
+        cells = []
+        for pool in args.pool:
+            mc_bytes = strategy.mc_samples * pool * args.known * 8  # float64 Dirichlet draws, then float32
+            if mc_bytes > args.max_gb * 1e9:
+                cells.append(f"{'>' + format(args.max_gb, 'g') + ' GB':>12}")  # MC samples would not fit
+                continue
+            outputs = synthetic_outputs(pool, args.known, columns, args.labeled, args.feature_dim,
+                                        strategy.mc_samples)
+            best = float("inf")
+            for repeat in range(args.repeats):
+                start = time.perf_counter()
+                strategy.select(outputs, args.budget, np.random.default_rng(repeat))
+                best = min(best, time.perf_counter() - start)
+            cells.append(f"{best:>12.3f}")
+            del outputs
+        print(f"{name:<22}{strategy.query_model:>12}" + "".join(cells), flush=True)
 
 
 if __name__ == "__main__":
