@@ -36,3 +36,12 @@ def dataset_names():
 
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+
+def run_train(*args, timeout=600, env=None):
+    """`python src/train.py ARGS` from the repository root, as a user would run it; output captured."""
+    import subprocess
+    import sys
+    env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "src/train.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=timeout)

@@ -1,14 +1,11 @@
 """Whole runs on the embedded digits data through the real Trainer, in-process and from the command line."""
 
 import csv
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import FAST, ROOT, compose_config
+from conftest import FAST, ROOT, compose_config, run_train
 from osal.data.pool import PoolState
 from osal.loop.experiment import Experiment
 from osal.loop.records import COLUMNS, read_metrics
@@ -63,10 +60,8 @@ def test_same_seed_same_queries(tmp_path):
     assert np.array_equal(a.state, b.state) and np.array_equal(a.query_round, b.query_round)
 
 
-def run_cli(*overrides, cwd=ROOT):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "src/train.py", *overrides], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=600)
+def run_cli(*overrides):
+    return run_train(*overrides)
 
 
 def test_command_line_run_prints_the_table_and_logs_rounds_as_steps(tmp_path):

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
@@ -21,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import slurm_cluster
-from conftest import CONF, ROOT
+from conftest import CONF, ROOT, run_train
 
 TINY = ["dataset=digits", "trainer=cpu", "trainer.enable_progress_bar=false", "logger=none",
         "al.rounds=1", "trainer.max_epochs=1"]
@@ -34,8 +33,7 @@ KILLED_JOB_LIMIT_S = 180  # a multirun with a job killed hard must end within th
 def multirun(args, timeout, env=None):
     """Run `python src/train.py -m ARGS` from the repository root; (process, seconds it took)."""
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "src/train.py", "-m", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    result = run_train("-m", *args, timeout=timeout, env=env)
     return result, time.monotonic() - start
 
 

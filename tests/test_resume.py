@@ -1,6 +1,5 @@
 """Faults: a killed run resumes to the same result, finished runs are not redone, bad rounds keep good ones."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import FAST, ROOT, compose_config
+from conftest import FAST, ROOT, compose_config, run_train
 from osal.data.pool import PoolState
 from osal.errors import ConfigError, DivergenceError
 from osal.loop.checkpoint import load_state
@@ -24,11 +23,11 @@ TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_second
 
 
 def cli(run_dir, *extra, wait=True):
-    args = [sys.executable, "src/train.py", *RUN, *extra, f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [*RUN, *extra, f"hydra.run.dir={run_dir}"]
     if wait:
-        return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        return run_train(*args)
+    return subprocess.Popen([sys.executable, "src/train.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def without_timing(rows):

@@ -6,7 +6,6 @@ or replaced by a stub where the download path itself is under test.
 
 import gzip
 import logging
-import pickle
 import struct
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """Multiruns: collision-free job directories, the sweep tally, the paper's grid config, and the report."""
 
-import os
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import CONF, ROOT
+from conftest import CONF, ROOT, run_train
 from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.report.curves import area_under_curve
 
@@ -17,9 +16,7 @@ TINY = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "al.r
 
 
 def multirun(tmp_path, *overrides):
-    return subprocess.run([sys.executable, "src/train.py", "-m", *TINY, *overrides, f"hydra.sweep.dir={tmp_path}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return run_train("-m", *TINY, *overrides, f"hydra.sweep.dir={tmp_path}")
 
 
 @pytest.fixture(scope="module")
