@@ -60,8 +60,9 @@ class OpenSetDataModule(L.LightningDataModule):
         self.class_names = arrays.class_names
         self.num_known = num_known_classes(self.mismatch, arrays.num_classes)
         self.image_size, self.channels = arrays.image_shape[0], arrays.image_shape[2]
-        self.train_images = torch.from_numpy(arrays.train_images).permute(0, 3, 1, 2).contiguous()
-        self.test_images = torch.from_numpy(arrays.test_images).permute(0, 3, 1, 2).contiguous()
+        # NHWC -> NCHW in a writable copy (a cached source hands over read-only memory maps)
+        self.train_images = torch.from_numpy(np.asarray(arrays.train_images).transpose(0, 3, 1, 2).copy())
+        self.test_images = torch.from_numpy(np.asarray(arrays.test_images).transpose(0, 3, 1, 2).copy())
         self.test_labels = arrays.test_labels
         self.oracle = SimulatedOracle(arrays.train_labels, self.num_known)
         if self.mean is None or self.std is None:

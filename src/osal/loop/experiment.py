@@ -160,7 +160,7 @@ class Experiment:
     # -- resuming ----------------------------------------------------------------------
     # knobs that change how a run is watched or fed, not what it computes: they may differ on resume
     RESUME_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
-                      "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
+                      "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root", "cache_dir", "dataset.source.cache_dir",
                       "dataset.source.download")
 
     def check_same_run(self, saved: dict, current: dict) -> None:

@@ -55,13 +55,15 @@ class _CIFARSource:
     Args:
         root: the folder holding the unpacked archive or the image-folder copy (the config's data_dir).
         download: when neither layout is found, let torchvision fetch the archive into root.
+        cache_dir: where an image-folder copy is kept decoded after the first load; None decodes every time.
     """
 
     spec = None
 
-    def __init__(self, root, download=False):
+    def __init__(self, root, download=False, cache_dir=None):
         self.root = Path(os.path.expanduser(str(root)))
         self.download = bool(download)
+        self.cache_dir = cache_dir
 
     def load(self) -> ImageArrays:
         s = self.spec
@@ -117,7 +119,8 @@ class _CIFARSource:
         return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
 
     def _read_folder(self, folder: Path) -> ImageArrays:
-        arrays = load_image_folder(folder, image_size=None, channels=3, desc=f"{self.spec.name} images")
+        arrays = load_image_folder(folder, image_size=None, channels=3, desc=f"{self.spec.name} images",
+                                   cache_dir=self.cache_dir)
         # Sorted folder names are the CIFAR label order only when every class is there.
         if arrays.num_classes != self.spec.num_classes:
             raise DataNotFoundError(

@@ -99,12 +99,33 @@ def decode_images(paths, mode="RGB", image_size=None, desc="images") -> np.ndarr
 
 
 def decode_splits(train_paths, train_labels, test_paths, test_labels, class_names, mode="RGB", image_size=None,
-                  desc="images"):
-    """Both splits decoded in one call (so a size mismatch between them is caught too) into ImageArrays."""
+                  desc="images", cache_dir=None):
+    """Both splits decoded in one call (so a size mismatch between them is caught too) into ImageArrays.
+
+    With `cache_dir`, the decoded arrays are stored there on the first call and read back
+    (memory-mapped) on later ones, as long as no file changed (see decode_cache).
+    """
+    from osal.data.sources import decode_cache
     from osal.data.sources.base import ImageArrays
 
+    def arrays(train_images, test_images):
+        return ImageArrays(train_images=train_images, train_labels=np.asarray(train_labels, dtype=np.int64),
+                           test_images=test_images, test_labels=np.asarray(test_labels, dtype=np.int64),
+                           class_names=class_names)
+
+    key = None
+    if cache_dir is not None:
+        splits = {"train": (train_paths, train_labels), "test": (test_paths, test_labels)}
+        key = decode_cache.cache_key(splits, class_names, mode, image_size)
+        cached = decode_cache.read_entry(cache_dir, desc, key)
+        if cached is not None:
+            log.info("Read %d decoded %s from the cache in %s", len(train_paths) + len(test_paths), desc, cache_dir)
+            return arrays(cached["train"], cached["test"])
     images = decode_images(list(train_paths) + list(test_paths), mode, image_size, desc)
     n = len(train_paths)
-    return ImageArrays(train_images=images[:n], train_labels=np.asarray(train_labels, dtype=np.int64),
-                       test_images=images[n:], test_labels=np.asarray(test_labels, dtype=np.int64),
-                       class_names=class_names)
+    result = arrays(images[:n], images[n:])
+    if key is not None:
+        decode_cache.write_entry(cache_dir, desc, key, {"train": result.train_images, "test": result.test_images},
+                                 {"description": desc, "train": n, "test": len(test_paths), "mode": mode,
+                                  "image_size": image_size, "classes": list(class_names)})
+    return result

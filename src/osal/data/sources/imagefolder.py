@@ -14,13 +14,14 @@ def _class_folders(split_dir: Path) -> list:
     return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def load_image_folder(root, image_size=None, channels=3, desc="images") -> ImageArrays:
+def load_image_folder(root, image_size=None, channels=3, desc="images", cache_dir=None) -> ImageArrays:
     """Read `<root>/train/<class>/...` and `<root>/test/<class>/...` into ImageArrays.
 
     Args:
         image_size: resize to (image_size, image_size); None keeps the native size.
         channels: 3 decodes as RGB, 1 as grey.
-        desc: the data's name, for progress log lines.
+        desc: the data's name, for progress log lines (and the cache entry's name).
+        cache_dir: keep the decoded images there (see decode_cache); None decodes every time.
     """
     root = Path(root)
     layout = f"{root}/train/<class>/<image> and {root}/test/<class>/<image>"
@@ -65,7 +66,7 @@ def load_image_folder(root, image_size=None, channels=3, desc="images") -> Image
             "put the test images in per-class folders there."
         )
     return decode_splits(train_paths, train_labels, test_paths, test_labels, classes,
-                         "RGB" if channels == 3 else "L", image_size, desc)
+                         "RGB" if channels == 3 else "L", image_size, desc, cache_dir)
 
 
 class ImageFolderSource:
@@ -76,14 +77,17 @@ class ImageFolderSource:
         image_size: resize every image to (image_size, image_size); None keeps the
             native size, which must then be the same for every image.
         channels: 3 for RGB, 1 for grey.
+        cache_dir: where the decoded images are kept after the first load; None decodes every time.
     """
 
-    def __init__(self, root, image_size=None, channels=3):
+    def __init__(self, root, image_size=None, channels=3, cache_dir=None):
         self.root = Path(os.path.expanduser(str(root)))
         self.image_size = check_image_size(image_size)
         if channels not in (1, 3):
             raise ConfigError(f"dataset.channels={channels!r} is not supported; set it to 3 (RGB) or 1 (grey).")
         self.channels = channels
+        self.cache_dir = cache_dir
 
     def load(self) -> ImageArrays:
-        return load_image_folder(self.root, self.image_size, self.channels, desc=f"images from {self.root}")
+        return load_image_folder(self.root, self.image_size, self.channels, desc=f"images from {self.root}",
+                                 cache_dir=self.cache_dir)

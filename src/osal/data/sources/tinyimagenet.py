@@ -22,11 +22,13 @@ class TinyImageNetSource:
     Args:
         root: the `tiny-imagenet-200` folder itself or the folder holding it (the config's data_dir).
         image_size: resize every image to (image_size, image_size); None keeps the native size.
+        cache_dir: where the decoded images are kept after the first load; None decodes every time.
     """
 
-    def __init__(self, root, image_size=None):
+    def __init__(self, root, image_size=None, cache_dir=None):
         self.root = Path(os.path.expanduser(str(root)))
         self.image_size = check_image_size(image_size)
+        self.cache_dir = cache_dir
 
     def _base(self) -> Path:
         for base in (self.root, self.root / FOLDER):
@@ -78,7 +80,7 @@ class TinyImageNetSource:
             raise self._missing(annotations)
 
         return decode_splits(train_paths, train_labels, test_paths, test_labels, self._names(base, wnids), "RGB",
-                             self.image_size, desc="Tiny-ImageNet images")
+                             self.image_size, desc="Tiny-ImageNet images", cache_dir=self.cache_dir)
 
     @staticmethod
     def _names(base: Path, wnids: list) -> list:
