@@ -102,6 +102,13 @@ class LfOSA(Strategy):
         return self._keys(outputs, rng)[0]
 
     def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
+        return self.select_with_scores(outputs, budget, rng)[0]
+
+    def select_with_scores(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator):
+        """(what `select` returns, every pool example's score as `scores` gives it) from the same GMM fits.
+
+        An annotation batch shows each image's known probability beside the ranking it came from.
+        """
         score, standing = self._keys(outputs, rng)
         keys = [score, standing] if self.tie_break == "mav" else [score]
-        return take_top(outputs, rank_descending(keys, rng), budget)
+        return take_top(outputs, rank_descending(keys, rng), budget), score

@@ -1,0 +1,136 @@
+"""A batch written three ways: a CSV to fill in, Label Studio tasks, and an HTML contact sheet."""
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+
+from PIL import Image
+
+from osal.annotate.answers import CHOICE_NAME, IMAGE_NAME
+from osal.annotate.project import UNKNOWN_NAME, atomic_write_text
+
+CSV_COLUMNS = ["item", "path", "suggestion", "known_probability", "answer"]
+FILES = {"csv": "answers.csv", "tasks": "tasks.json", "config": "labeling_config.xml", "sheet": "contact_sheet.html"}
+
+
+def batch_items(project, batch: dict):
+    """(item number, global index, path, suggestion, known probability) in the order the strategy chose them."""
+    return [(item, index, project.paths[index], suggestion, probability) for item, (index, suggestion, probability)
+            in enumerate(zip(batch["indices"], batch["suggestions"], batch["known_probability"]), start=1)]
+
+
+def write_batch(project, batch: dict) -> dict:
+    """Write the batch's files into its directory; returns {kind: path}."""
+    directory = project.batch_dir(batch["number"])
+    os.makedirs(directory, exist_ok=True)
+    items = batch_items(project, batch)
+    paths = {kind: os.path.join(directory, name) for kind, name in FILES.items()}
+    atomic_write_text(paths["csv"], answer_sheet(items))
+    atomic_write_text(paths["tasks"], label_studio_tasks(project, batch, items))
+    atomic_write_text(paths["config"], labeling_config(project.class_names))
+    atomic_write_text(paths["sheet"], contact_sheet(project, batch, items, paths["csv"]))
+    return paths
+
+
+def answer_sheet(items) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item, _, path, suggestion, probability in items:
+        writer.writerow([item, path, suggestion, f"{probability:.3f}", ""])
+    return out.getvalue()
+
+
+def label_studio_tasks(project, batch: dict, items) -> str:
+    """Label Studio tasks: the image, its pool path and index, and the suggestion as a pre-annotation."""
+    url = project.cfg.annotate.label_studio_image_url
+    tasks = [{
+        "id": index + 1,  # Label Studio ids start at 1
+        "data": {IMAGE_NAME: url.format(path=path), "path": path, "osal_index": index, "osal_batch": batch["number"],
+                 "known_probability": round(probability, 4)},
+        "predictions": [{
+            "model_version": f"osal batch {batch['number']}",
+            "score": round(probability, 4),
+            "result": [{"from_name": CHOICE_NAME, "to_name": IMAGE_NAME, "type": "choices",
+                        "value": {"choices": [suggestion]}}],
+        }],
+    } for _, index, path, suggestion, probability in items]
+    return json.dumps(tasks, indent=1) + "\n"
+
+
+def labeling_config(class_names) -> str:
+    choices = "\n".join(f'    <Choice value="{html.escape(name, quote=True)}"/>'
+                        for name in list(class_names) + [UNKNOWN_NAME])
+    return (f'<View>\n  <Image name="{IMAGE_NAME}" value="${IMAGE_NAME}"/>\n'
+            f'  <Choices name="{CHOICE_NAME}" toName="{IMAGE_NAME}" choice="single" showInline="true">\n'
+            f"{choices}\n  </Choices>\n</View>\n")
+
+
+def thumbnail(path, pixels: int):
+    """(data URI of a PNG at most `pixels` on a side, width, height)."""
+    with Image.open(path) as img:
+        img = img.convert("RGB" if img.mode not in ("L", "RGB") else img.mode)
+        if max(img.size) > pixels:
+            img.thumbnail((pixels, pixels))
+        out = io.BytesIO()
+        img.save(out, format="PNG", optimize=True)
+        return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii"), img.size
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 16px; color: #111; }
+h1 { font-size: 20px; margin: 0 0 4px; }
+p.help { margin: 4px 0; font-size: 14px; max-width: 70em; }
+code { background: #eee; padding: 0 3px; }
+.sheet { display: grid; grid-template-columns: repeat(auto-fill, minmax(%(card)dpx, 1fr)); gap: 10px; margin-top: 12px; }
+.card { border: 1px solid #bbb; border-radius: 4px; padding: 6px; break-inside: avoid; page-break-inside: avoid; }
+.card.unknown { background: #f3f3f3; }
+.num { font-weight: bold; font-size: 16px; }
+.frame { width: %(px)dpx; height: %(px)dpx; margin: 4px auto; display: flex; align-items: center;
+         justify-content: center; background: #fff; border: 1px solid #ddd; }
+.frame img { max-width: 100%%; max-height: 100%%; }
+.frame img.small { width: 100%%; height: 100%%; object-fit: contain; image-rendering: pixelated; }
+.path { font-family: monospace; font-size: 11px; word-break: break-all; color: #444; }
+.sugg { font-size: 15px; margin-top: 2px; }
+.sugg b { font-size: 17px; }
+.bar { height: 6px; background: #ddd; margin: 2px 0; }
+.bar span { display: block; height: 100%%; background: #2a7; }
+.answer { margin-top: 6px; border-bottom: 1px solid #777; height: 18px; font-size: 12px; color: #777; }
+@media print { body { margin: 0; } .card { border-color: #888; } }
+"""
+
+
+def contact_sheet(project, batch: dict, items, csv_path) -> str:
+    """Self-contained HTML (thumbnails embedded), one card per image in the order queried; prints cleanly."""
+    a = project.cfg.annotate
+    px = int(a.display_pixels)
+    allowed = ", ".join(f"<code>{html.escape(n)}</code>" for n in list(project.class_names) + [UNKNOWN_NAME])
+    cards = []
+    for item, index, path, suggestion, probability in items:
+        uri, (w, h) = thumbnail(os.path.join(project.image_folder, path), int(a.thumbnail_pixels))
+        small = ' class="small"' if max(w, h) < px else ""
+        cards.append(
+            f'<div class="card{" unknown" if suggestion == UNKNOWN_NAME else ""}">'
+            f'<div class="num">#{item}</div>'
+            f'<div class="frame"><img{small} src="{uri}" alt="{html.escape(path)}"></div>'
+            f'<div class="path">{html.escape(path)}</div>'
+            f'<div class="sugg">suggested: <b>{html.escape(suggestion)}</b></div>'
+            f'<div>known probability {probability:.2f}</div>'
+            f'<div class="bar"><span style="width:{100 * probability:.0f}%"></span></div>'
+            f'<div class="answer">answer:</div></div>')
+    command = f"python src/annotate.py -p {project.directory} import {csv_path}"
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>batch {batch['number']}: {len(items)} images</title>"
+        f"<style>{STYLE % {'card': px + 40, 'px': px}}</style></head><body>\n"
+        f"<h1>Batch {batch['number']}: {len(items)} images to label</h1>\n"
+        f"<p class=\"help\">Answer each image with one of {allowed} (anything that is none of the wanted "
+        "classes is <code>unknown</code>). Write the answers in the <code>answer</code> column of "
+        f"<code>{html.escape(csv_path)}</code>, one row per card (<code>item</code> = the card's number), "
+        f"then run <code>{html.escape(command)}</code>.</p>\n"
+        "<p class=\"help\">Cards are in the order the strategy chose them; <i>suggested</i> is the "
+        "model's guess, <i>known probability</i> how likely the image is one of the wanted classes.</p>\n"
+        f"<div class=\"sheet\">\n" + "\n".join(cards) + "\n</div>\n</body></html>\n")

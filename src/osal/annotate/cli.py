@@ -1,0 +1,94 @@
+"""`python src/annotate.py COMMAND`: open-set annotation with a person as the oracle (see docs/annotation.md)."""
+
+import argparse
+import json
+import logging
+import sys
+
+from osal.errors import OsalError
+
+log = logging.getLogger("osal")
+
+EPILOG = """a session:
+  annotate.py -p PROJECT init --images DIR --classes cat,dog --labels initial.csv [key=value ...]
+  annotate.py -p PROJECT next             # train, choose a batch, write batches/batch_NN/answers.csv ...
+  annotate.py -p PROJECT import FILE      # the filled answers.csv, or a Label Studio JSON export
+  annotate.py -p PROJECT status
+  annotate.py -p PROJECT export [--to DIR]
+  annotate.py -p PROJECT predict IMAGE_OR_FOLDER ... [--out predictions.csv]"""
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="annotate.py", description=__doc__.split(":", 1)[1].strip(),
+                                   epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    main.add_argument("-p", "--project", default="annotation", help="the project directory (default: annotation)")
+    project = argparse.ArgumentParser(add_help=False)
+    project.add_argument("-p", "--project", default=argparse.SUPPRESS, help="the project directory")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init = commands.add_parser("init", parents=[project], help="create a project from a folder of images")
+    init.add_argument("--images", required=True, help="the folder of unlabeled images (searched recursively)")
+    init.add_argument("--classes", required=True, help="the wanted classes, comma-separated; all else is `unknown`")
+    init.add_argument("--labels", required=True, help="a CSV with columns path,class: the initial labels")
+    init.add_argument("overrides", nargs="*", help="config overrides on conf/annotate.yaml, e.g. al.query_size=20 "
+                      "dataset.channels=1 model=resnet18 trainer=gpu")
+    commands.add_parser("next", parents=[project], help="train on the labels so far and write the next batch")
+    imp = commands.add_parser("import", parents=[project], help="apply a filled answers.csv or Label Studio export")
+    imp.add_argument("file")
+    st = commands.add_parser("status", parents=[project], help="counts, precision per batch, known images left")
+    st.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    ex = commands.add_parser("export", parents=[project], help="labels as CSV and ImageFolder tree, and the models")
+    ex.add_argument("--to", default=None, help="destination directory (default: PROJECT/export)")
+    pr = commands.add_parser("predict", parents=[project], help="label new images with a class or `unknown`")
+    pr.add_argument("images", nargs="+", help="image files or folders")
+    pr.add_argument("--out", default=None, help="write the CSV here instead of printing it")
+    return main
+
+
+def run(args) -> None:
+    # imported here: `annotate.py --help` answers without loading torch
+    from osal.annotate import session
+    from osal.annotate.create import create_project
+    from osal.annotate.export import export, format_predictions, predict
+    from osal.annotate.project import Project, atomic_write_text
+
+    if args.command == "init":
+        create_project(args.project, args.images, args.classes.split(","), args.labels, args.overrides)
+        print(f"next: python src/annotate.py -p {args.project} next")
+        return
+    project = Project(args.project)
+    if args.command == "next":
+        batch = session.next_batch(project)
+        print(f"batch {batch['number']}: fill in the answer column of "
+              f"{project.batch_dir(batch['number'])}/answers.csv (see contact_sheet.html beside it), then: "
+              f"python src/annotate.py -p {args.project} import {project.batch_dir(batch['number'])}/answers.csv")
+    elif args.command == "import":
+        session.import_answers(project, args.file)
+        print(session.format_status(project, session.status(project)))
+    elif args.command == "status":
+        numbers = session.status(project)
+        print(json.dumps(numbers, indent=1) if args.json else session.format_status(project, numbers))
+    elif args.command == "export":
+        print(export(project, args.to))
+    elif args.command == "predict":
+        text = format_predictions(predict(project, args.images))
+        if args.out:
+            atomic_write_text(args.out, text)
+            print(args.out)
+        else:
+            print(text, end="")
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    logging.getLogger("osal").setLevel(logging.INFO)
+    from osal.quiet import quiet_lightning
+    quiet_lightning()
+    try:
+        run(args)
+    except OsalError as error:
+        # a mistake the user can fix: the message, no traceback, non-zero exit
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,147 @@
+"""`annotate.py init`: check the images, the wanted classes and the initial labels, then create a project."""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from osal.annotate.answers import Problems, allowed_answers, class_index, read_csv, resolve_path
+from osal.annotate.project import (CONFIG_FILE, IMAGES_FILE, PROJECT_FILE, UMASK, UNKNOWN_NAME, AnnotationError,
+                                   Project, new_state, write_state)
+from osal.build import build
+from osal.data.datamodule import channel_stats
+from osal.data.oracle import HumanOracle
+from osal.data.sources.decode import decode_images, list_images
+from osal.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+
+def compose_config(overrides=()):
+    """conf/annotate.yaml with Hydra overrides (`key=value`, `group=option`)."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("annotate", overrides=list(overrides))
+        OmegaConf.to_container(cfg, resolve=True)  # a bad interpolation fails here, not in the middle of `next`
+    except (HydraException, OmegaConfBaseException) as error:
+        raise AnnotationError(f"the config overrides {' '.join(overrides) or '(none)'} do not compose "
+                              f"({str(error).splitlines()[0]}); see conf/annotate.yaml for the knobs") from None
+    return cfg
+
+
+def check_classes(names) -> list:
+    names = [n.strip() for n in names]
+    for name in names:
+        if not name or name.lower() == UNKNOWN_NAME or name.startswith(".") or "/" in name or "\\" in name:
+            raise AnnotationError(f"wanted class {name!r} cannot be used: a class name must be non-empty, not "
+                                  f"{UNKNOWN_NAME!r}, not start with '.', and hold no '/' or '\\' (it becomes a "
+                                  "folder name on export); rename it")
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise AnnotationError(f"wanted class {duplicated[0]!r} is listed more than once; list each class once")
+    if len(names) < 2:
+        raise AnnotationError(f"{len(names)} wanted class(es) given ({', '.join(names)}); give at least two, "
+                              "comma-separated, e.g. --classes cat,dog (everything else is `unknown`)")
+    return names
+
+
+def read_initial_labels(path, image_folder, index_of, class_names):
+    """(global indices, answers) of the initial labels CSV (columns path,class)."""
+    problems = Problems(str(path), "no project was created")
+    indices, answers, seen = [], [], {}
+    for row_number, row in read_csv(path, ("path", "class")):
+        where = f"row {row_number}"
+        rel = resolve_path(row["path"], image_folder, index_of)
+        if rel is None:
+            problems.add(where, f"path {row['path']!r} is not an image in {image_folder}")
+            continue
+        if rel in seen:
+            problems.add(where, f"{rel} is labeled again (first in row {seen[rel]}); label each image once")
+            continue
+        seen[rel] = row_number
+        answer = class_index(row["class"], class_names)
+        if answer is None:
+            problems.add(where, f"class {row['class']!r} of {rel} is not one of: {allowed_answers(class_names)}")
+            continue
+        indices.append(index_of[rel])
+        answers.append(answer)
+    problems.raise_if_any("Fix these rows and run init again.")
+    missing = [name for c, name in enumerate(class_names) if c not in answers]
+    if missing:
+        raise AnnotationError(f"the initial labels in {path} hold no image of wanted class {missing[0]!r}; "
+                              "label at least one image of every wanted class")
+    return np.asarray(indices, dtype=np.int64), np.asarray(answers, dtype=np.int64)
+
+
+def create_project(directory, image_folder, classes, labels_csv, overrides=()) -> Project:
+    """Validate everything, then write the project directory in one rename (no half-made project)."""
+    directory = os.path.abspath(str(directory))
+    if os.path.exists(os.path.join(directory, PROJECT_FILE)):
+        raise AnnotationError(f"{directory} already holds an annotation project; continue it with `annotate.py next`"
+                              ", or give --project a new directory")
+    if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
+        raise AnnotationError(f"{directory} exists and is not an empty directory; give --project a new directory")
+    image_folder = os.path.abspath(os.path.expanduser(str(image_folder)))
+    if not os.path.isdir(image_folder):
+        raise AnnotationError(f"image folder {image_folder} does not exist; give --images the folder that holds "
+                              "the unlabeled images")
+    class_names = check_classes(classes)
+    if not os.path.isfile(str(labels_csv)):
+        raise AnnotationError(f"initial labels file {labels_csv} does not exist; give --labels a CSV with the "
+                              "columns path,class")
+    cfg = compose_config(overrides)
+    build(cfg.strategy.selector)  # a bad strategy knob fails now, not at the first batch
+    if int(cfg.al.query_size) < 1:
+        raise ConfigError(f"al.query_size={cfg.al.query_size} must be at least 1 (images per batch)")
+    paths = [os.path.relpath(p, image_folder).replace(os.sep, "/") for p in list_images(image_folder)]
+    if not paths:
+        raise AnnotationError(f"image folder {image_folder} holds no images (.jpg, .png, ...); point --images at "
+                              "the folder of unlabeled images")
+    index_of = {p: i for i, p in enumerate(paths)}
+    indices, answers = read_initial_labels(labels_csv, image_folder, index_of, class_names)
+    channels = int(cfg.dataset.channels)
+    if channels not in (1, 3):
+        raise ConfigError(f"dataset.channels={channels} is not supported; set it to 3 (RGB) or 1 (grey)")
+    log.info("decoding %d images from %s", len(paths), image_folder)
+    images = decode_images([os.path.join(image_folder, p) for p in paths], "RGB" if channels == 3 else "L",
+                           cfg.dataset.image_size, desc=f"images from {image_folder}")
+    mean, std = cfg.dataset.mean, cfg.dataset.std
+    if mean is None or std is None:
+        mean, std = channel_stats(images)
+
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-project-")
+    os.chmod(staging, 0o777 & ~UMASK)
+    try:
+        with open(os.path.join(staging, PROJECT_FILE), "w") as f:
+            json.dump({"image_folder": image_folder, "classes": class_names, "mean": list(mean), "std": list(std),
+                       "paths": paths}, f, indent=1)
+        OmegaConf.save(cfg, os.path.join(staging, CONFIG_FILE))
+        np.save(os.path.join(staging, IMAGES_FILE), images)
+        write_state(staging, *new_state(len(paths)), batches=[], rng_state=None)
+        project = Project(staging)
+        # the initial labels go in exactly as every later batch: a human oracle answers, the datamodule records
+        datamodule = project.datamodule()
+        datamodule.oracle = HumanOracle(indices, answers, project.num_known)
+        datamodule.annotate(indices, round_index=0)
+        project.save()
+        if os.path.isdir(directory):
+            os.rmdir(directory)  # empty, checked above
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("created %s: %d images, classes %s; %d labeled, %d unknown at start", directory, len(paths),
+             ", ".join(class_names), int((answers >= 0).sum()), int((answers < 0).sum()))
+    return Project(directory)

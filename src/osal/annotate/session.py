@@ -1,0 +1,130 @@
+"""The steps of an annotation session: ask for the next batch, take in the answers, report where it stands."""
+
+import logging
+import time
+
+import numpy as np
+
+from osal.annotate.answers import read_answers
+from osal.annotate.batch_files import write_batch
+from osal.annotate.models import LOGITS, current_models, inference_device, known_probability_from_detector
+from osal.annotate.project import UNKNOWN_NAME, AnnotationError
+from osal.build import build
+from osal.data.oracle import UNKNOWN, HumanOracle
+from osal.loop.inference import collect_outputs
+from osal.strategies.lfosa import LfOSA
+
+log = logging.getLogger(__name__)
+
+
+def next_batch(project) -> dict:
+    """Train on the current labels, let the strategy choose the next batch, write its files; returns the batch."""
+    pending = project.pending
+    if pending is not None:
+        raise AnnotationError(f"batch {pending['number']} is still waiting for answers; fill in "
+                              f"{project.batch_dir(pending['number'])}/answers.csv and run `annotate.py import` "
+                              "with it first")
+    cfg = project.cfg
+    datamodule = project.datamodule()
+    if len(project.pool.unlabeled) == 0:
+        raise AnnotationError("every image of the pool has been answered; nothing is left to ask "
+                              "(export the labels with `annotate.py export`)")
+    number = len(project.batches) + 1
+    strategy = build(cfg.strategy.selector)
+    datamodule.setup("fit")
+    networks = current_models(project, datamodule)
+    device = inference_device(cfg)
+    started = time.perf_counter()
+    outputs = {role: collect_outputs(net, datamodule, LOGITS, device) for role, net in networks.items()}
+    query_outputs = outputs[strategy.query_model]
+    if set(strategy.needs) - {"logits"}:  # features, MC dropout, the labeled set: another pass
+        query_outputs = collect_outputs(networks[strategy.query_model], datamodule, strategy, device)
+    rng = project.query_rng()
+    budget = min(int(cfg.al.query_size), len(query_outputs))
+    if isinstance(strategy, LfOSA):
+        chosen, scores = strategy.select_with_scores(query_outputs, budget, rng)
+        known = np.clip(scores, 0.0, 1.0)
+    else:
+        chosen = np.asarray(strategy.select(query_outputs, budget, rng))
+        known = known_probability_from_detector(outputs["detector"], rng)
+    # every pool image's known probability as of this batch: status estimates what is left from it
+    project.known_probability[:] = np.nan
+    project.known_probability[query_outputs.indices] = known
+    classifier = outputs["classifier"]
+    row_of = {int(i): r for r, i in enumerate(classifier.indices)}
+    k = project.num_known
+    suggested = classifier.logits[[row_of[int(i)] for i in chosen], :k].argmax(axis=1)
+    probability = project.known_probability[chosen]
+    unknown_below = float(cfg.annotate.unknown_below)
+    batch = {"number": number, "indices": [int(i) for i in chosen],
+             "suggestions": [UNKNOWN_NAME if p < unknown_below else project.class_names[c]
+                             for c, p in zip(suggested, probability)],
+             "known_probability": [float(p) for p in probability], "answered": False, "queried_known": None,
+             "pool_known_estimate": float(np.nansum(project.known_probability[project.pool.unlabeled]))}
+    files = write_batch(project, batch)
+    project.batches.append(batch)
+    project.save(rng)  # the batch exists from here on: its files are already on disk
+    log.info("batch %d: %d images chosen by %s in %.1f s from %d unlabeled; suggested known: %d", number,
+             len(chosen), cfg.strategy.name, time.perf_counter() - started, len(query_outputs),
+             sum(s != UNKNOWN_NAME for s in batch["suggestions"]))
+    for kind in ("csv", "sheet", "tasks", "config"):
+        log.info("  %-7s %s", kind, files[kind])
+    return batch
+
+
+def import_answers(project, path) -> dict:
+    """Apply a filled answer file to the pending batch, all or nothing; returns the batch's record."""
+    batch = project.pending
+    if batch is None:
+        raise AnnotationError("no batch is waiting for answers; ask for one with `annotate.py next`")
+    indices, answers = read_answers(path, project, batch)  # raises, listing every bad row, before any change
+    datamodule = project.datamodule()
+    # the one code path of the research loop: the datamodule asks its oracle and records the answers
+    datamodule.oracle = HumanOracle(indices, answers, project.num_known)
+    result = datamodule.annotate(indices, round_index=batch["number"])
+    batch["answered"], batch["queried_known"] = True, result["queried_known"]
+    project.save()
+    log.info("batch %d: %d answers imported, %d known (precision %.3f), %d unknown", batch["number"],
+             result["queried"], result["queried_known"], result["queried_known"] / max(result["queried"], 1),
+             result["queried"] - result["queried_known"])
+    return batch
+
+
+def status(project) -> dict:
+    """Counts, per-class labels, each batch's precision, and the estimate of known images left in the pool."""
+    labeled = project.pool.labeled
+    per_class = np.bincount(project.answers[labeled], minlength=project.num_known)
+    batches = [{"batch": b["number"], "size": len(b["indices"]), "known": b["queried_known"],
+                "precision": None if not b["answered"] else b["queried_known"] / len(b["indices"])}
+               for b in project.batches]
+    scored = project.batches  # each `next` scores the whole unlabeled pool
+    estimate = float(np.nansum(project.known_probability[project.pool.unlabeled])) if scored else None
+    return {"images": len(project.pool), **project.pool.counts(),
+            "initial": int(len(project.pool.queried_in(0))),
+            "per_class": {name: int(n) for name, n in zip(project.class_names, per_class)},
+            "batches": batches, "pending": None if project.pending is None else project.pending["number"],
+            "known_left_estimate": estimate, "estimate_from_batch": scored[-1]["number"] if scored else None,
+            "answered_unknown": int((project.answers == UNKNOWN).sum())}
+
+
+def format_status(project, s: dict) -> str:
+    lines = [f"project {project.directory}: {s['images']} images in {project.image_folder}",
+             f"classes: {', '.join(f'{n} {c}' for n, c in s['per_class'].items())}",
+             f"labeled {s['n_labeled']}, unknown {s['n_invalid']}, unlabeled {s['n_unlabeled']} "
+             f"({s['initial']} answered at init)"]
+    if s["batches"]:
+        lines.append("batch  size  known  precision")
+        for b in s["batches"]:
+            lines.append(f"{b['batch']:>5} {b['size']:>5} " + (f"{b['known']:>6} {b['precision']:>10.3f}"
+                         if b["precision"] is not None else f"{'-':>6} {'waiting':>10}"))
+        answered = [b for b in s["batches"] if b["precision"] is not None]
+        if answered:
+            total = sum(b["size"] for b in answered)
+            lines.append(f"  all {total:>5} {sum(b['known'] for b in answered):>6} "
+                         f"{sum(b['known'] for b in answered) / total:>10.3f}")
+    if s["known_left_estimate"] is not None:
+        lines.append(f"known images still in the pool: about {s['known_left_estimate']:.0f} (sum of the known "
+                     f"probabilities batch {s['estimate_from_batch']}'s models gave the {s['n_unlabeled']} "
+                     "unlabeled images)")
+    lines.append(f"next: {'import the answers of batch %d' % s['pending'] if s['pending'] else 'annotate.py next'}")
+    return "\n".join(lines)
