@@ -33,11 +33,14 @@ def _load_script():
     return module
 
 
+DIGITS = _load_script()  # writes the PNG folder and is the scripted annotator
+
+
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """300 digit PNGs, their true classes, and an initial CSV with 2 images per wanted class."""
     out = tmp_path_factory.mktemp("digits")
-    truth = dict(_load_script().write_digits(str(out), count=300, known=KNOWN, initial=2))
+    truth = dict(DIGITS.write_digits(str(out), count=300, known=KNOWN, initial=2))
     return out, truth
 
 
@@ -50,20 +53,19 @@ def read_sheet(path):
         return list(csv.DictReader(f))
 
 
-def write_sheet(path, rows, columns=("item", "path", "suggestion", "known_probability", "answer")):
+def write_sheet(path, rows, columns=("item", "path", "suggestion", "known_probability", "answer"), **kwargs):
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer = csv.DictWriter(f, fieldnames=list(columns), **kwargs)
         writer.writeheader()
         writer.writerows(rows)
 
 
-def fill_sheet(sheet, truth, out=None):
-    """The scripted annotator: the answer column filled from ground truth."""
-    rows = read_sheet(sheet)
-    for row in rows:
-        row["answer"] = truthful(truth, row["path"])
-    write_sheet(out or sheet, rows)
-    return rows
+def fill_sheet(sheet, digits, out=None):
+    """The scripted annotator (scripts/digits_to_pngs.py --fill): the answer column filled from ground truth."""
+    folder, _ = digits
+    if out is not None:
+        shutil.copy(sheet, out)
+    return DIGITS.fill_answers(folder / "truth.csv", out or sheet, KNOWN)
 
 
 def label_studio_export(tasks_file, truth, out):
@@ -191,6 +193,7 @@ def test_next_writes_the_batch_three_ways(first_batch):
     assert '<Image name="image" value="$image"/>' in config
     sheet = open(f"{directory}/contact_sheet.html").read()
     assert sheet.count("data:image/png;base64,") == 20 and "image-rendering: pixelated" in sheet
+    assert sheet.count('<button data-answer="unknown">') == 20 and "Download answers.csv" in sheet
     assert sheet.index(rows[0]["path"]) < sheet.index(rows[1]["path"])  # cards in the order queried
 
 
@@ -235,7 +238,7 @@ def test_malformed_answer_sheet_is_refused_whole(kind, first_batch, digits, tmp_
     _, truth = digits
     project = Project(first_batch)
     before = state_bytes(first_batch)
-    rows = fill_sheet(f"{project.batch_dir(1)}/answers.csv", truth, out=tmp_path / "filled.csv")
+    rows = fill_sheet(f"{project.batch_dir(1)}/answers.csv", digits, out=tmp_path / "filled.csv")
     rows, message = _malformed(kind, rows, project)
     write_sheet(tmp_path / "bad.csv", rows)
     with pytest.raises(AnnotationError) as error:
@@ -248,7 +251,7 @@ def test_malformed_answer_sheet_is_refused_whole(kind, first_batch, digits, tmp_
 def test_every_problem_is_listed_at_once(first_batch, digits, tmp_path):
     _, truth = digits
     project = Project(first_batch)
-    rows = fill_sheet(f"{project.batch_dir(1)}/answers.csv", truth, out=tmp_path / "filled.csv")
+    rows = fill_sheet(f"{project.batch_dir(1)}/answers.csv", digits, out=tmp_path / "filled.csv")
     rows[2]["answer"], rows[5]["answer"] = "seven", ""
     write_sheet(tmp_path / "bad.csv", rows[:-1])
     with pytest.raises(AnnotationError) as error:
@@ -307,8 +310,10 @@ def test_a_whole_session_through_the_files(first_batch, digits, tmp_path, capsys
     directory = tmp_path / "project"
     shutil.copytree(first_batch, directory)  # the shared first batch stays pending for the other tests
     project = Project(directory)
-    rows = fill_sheet(f"{project.batch_dir(1)}/answers.csv", truth)
-    assert main(["-p", str(directory), "import", f"{project.batch_dir(1)}/answers.csv"]) == 0
+    rows = fill_sheet(f"{project.batch_dir(1)}/answers.csv", digits)
+    # as the contact sheet's download button writes it: every field quoted
+    write_sheet(tmp_path / "batch_01_answers.csv", rows, quoting=csv.QUOTE_ALL)
+    assert main(["-p", str(directory), "import", str(tmp_path / "batch_01_answers.csv")]) == 0
     known_1 = sum(r["answer"] != "unknown" for r in rows)
 
     assert main(["-p", str(directory), "next"]) == 0
