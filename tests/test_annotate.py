@@ -193,7 +193,7 @@ def test_next_writes_the_batch_three_ways(first_batch):
     assert '<Image name="image" value="$image"/>' in config
     sheet = open(f"{directory}/contact_sheet.html").read()
     assert sheet.count("data:image/png;base64,") == 20 and "image-rendering: pixelated" in sheet
-    assert sheet.count('<button data-answer="unknown">') == 20 and "Download answers.csv" in sheet
+    assert sheet.count('<button data-answer="unknown">') == 20 and "Download batch_01_answers.csv" in sheet
     assert sheet.index(rows[0]["path"]) < sheet.index(rows[1]["path"])  # cards in the order queried
 
 

@@ -35,13 +35,18 @@ def write_batch(project, batch: dict) -> dict:
     return paths
 
 
-def answer_sheet(items) -> str:
+def csv_text(header, rows) -> str:
+    """A CSV file's text: the header, then the rows (quoted only where needed)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for item, _, path, suggestion, probability in items:
-        writer.writerow([item, path, suggestion, f"{probability:.3f}", ""])
+    writer.writerow(header)
+    writer.writerows(rows)
     return out.getvalue()
+
+
+def answer_sheet(items) -> str:
+    return csv_text(CSV_COLUMNS, [(item, path, suggestion, f"{probability:.3f}", "")
+                                  for item, _, path, suggestion, probability in items])
 
 
 def label_studio_tasks(project, batch: dict, items) -> str:
@@ -177,14 +182,14 @@ def contact_sheet(project, batch: dict, items, csv_path) -> str:
         f"<style>{STYLE % {'card': px + 64, 'px': px}}</style></head><body>\n<header>"
         f"<h1>Batch {batch['number']}: {len(items)} images to label</h1>\n"
         f"<p class=\"help\">Answer each image with one of {allowed}: anything that is none of the wanted classes is "
-        "<code>unknown</code>. Click the answer under each image, then <i>Download answers.csv</i>; or write the "
+        "<code>unknown</code>. Click the answer under each image, then <i>Download</i>; or write the "
         f"answers into the <code>answer</code> column of <code>{html.escape(csv_path)}</code> (one row per card, "
         f"<code>item</code> = the card's number). Then run <code>{html.escape(command)}</code>.</p>\n"
         "<p class=\"help\">Cards come in the order the strategy chose them. <i>suggested</i> is the model's guess; "
         "<i>known</i> is the probability that the image shows a wanted class.</p>\n"
         f'<div class="tools"><span id="count">0 of {len(items)} answered</span>'
         '<button id="fill">Fill the unanswered with the suggestions</button>'
-        '<button id="save">Download answers.csv</button></div></header>\n'
+        f'<button id="save">Download batch_{batch["number"]:02d}_answers.csv</button></div></header>\n'
         "<div class=\"sheet\">\n" + "\n".join(cards) + "\n</div>\n"
         f"<script>const ITEMS = {data};\nconst FILE_NAME = 'batch_{batch['number']:02d}_answers.csv';\n"
         f"{SCRIPT}</script>\n</body></html>\n")

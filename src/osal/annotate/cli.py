@@ -49,7 +49,7 @@ def run(args) -> None:
     from osal.annotate import session
     from osal.annotate.create import create_project
     from osal.annotate.export import export, format_predictions, predict
-    from osal.annotate.project import Project, atomic_write_text
+    from osal.annotate.project import Project, atomic_write_text, shown
 
     if args.command == "init":
         create_project(args.project, args.images, args.classes.split(","), args.labels, args.overrides)
@@ -58,9 +58,9 @@ def run(args) -> None:
     project = Project(args.project)
     if args.command == "next":
         batch = session.next_batch(project)
-        print(f"batch {batch['number']}: fill in the answer column of "
-              f"{project.batch_dir(batch['number'])}/answers.csv (see contact_sheet.html beside it), then: "
-              f"python src/annotate.py -p {args.project} import {project.batch_dir(batch['number'])}/answers.csv")
+        sheet = f"{shown(project.batch_dir(batch['number']))}/answers.csv"
+        print(f"batch {batch['number']}: answer its images in contact_sheet.html or in the answer column of {sheet}, "
+              f"then: python src/annotate.py -p {args.project} import {sheet}")
     elif args.command == "import":
         session.import_answers(project, args.file)
         print(session.format_status(project, session.status(project)))
@@ -68,12 +68,15 @@ def run(args) -> None:
         numbers = session.status(project)
         print(json.dumps(numbers, indent=1) if args.json else session.format_status(project, numbers))
     elif args.command == "export":
-        print(export(project, args.to))
+        print(shown(export(project, args.to)))
     elif args.command == "predict":
-        text = format_predictions(predict(project, args.images))
+        rows = predict(project, args.images)
+        text = format_predictions(rows)
         if args.out:
             atomic_write_text(args.out, text)
-            print(args.out)
+            names = [row[1] for row in rows]
+            counts = ", ".join(f"{n} {names.count(n)}" for n in project.class_names + ["unknown"])
+            print(f"{len(rows)} images: {counts}; written to {args.out}")
         else:
             print(text, end="")
 

@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from osal.annotate.answers import Problems, allowed_answers, class_index, read_csv, resolve_path
 from osal.annotate.project import (CONFIG_FILE, IMAGES_FILE, PROJECT_FILE, UMASK, UNKNOWN_NAME, AnnotationError,
-                                   Project, new_state, write_state)
+                                   Project, new_state, shown, write_state)
 from osal.build import build
 from osal.data.datamodule import channel_stats
 from osal.data.oracle import HumanOracle
@@ -112,7 +112,7 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
     channels = int(cfg.dataset.channels)
     if channels not in (1, 3):
         raise ConfigError(f"dataset.channels={channels} is not supported; set it to 3 (RGB) or 1 (grey)")
-    log.info("decoding %d images from %s", len(paths), image_folder)
+    log.info("decoding %d images from %s", len(paths), shown(image_folder))
     images = decode_images([os.path.join(image_folder, p) for p in paths], "RGB" if channels == 3 else "L",
                            cfg.dataset.image_size, desc=f"images from {image_folder}")
     mean, std = cfg.dataset.mean, cfg.dataset.std
@@ -142,6 +142,6 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    log.info("created %s: %d images, classes %s; %d labeled, %d unknown at start", directory, len(paths),
+    log.info("created %s: %d images, classes %s; %d labeled, %d unknown at start", shown(directory), len(paths),
              ", ".join(class_names), int((answers >= 0).sum()), int((answers < 0).sum()))
     return Project(directory)

@@ -1,7 +1,5 @@
 """Using the result: the labels as a CSV and an ImageFolder tree, the models, and predictions on new images."""
 
-import csv
-import io
 import json
 import logging
 import os
@@ -11,8 +9,9 @@ import tempfile
 import numpy as np
 from omegaconf import OmegaConf
 
+from osal.annotate.batch_files import csv_text
 from osal.annotate.models import LOGITS, ROLES, current_models, inference_device, model_path
-from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError
+from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, shown
 from osal.data.pool import NEVER
 from osal.data.sources.decode import decode_images, is_image_file, list_images
 from osal.loop.inference import collect_outputs
@@ -32,14 +31,10 @@ def export(project, destination=None) -> str:
     staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
     try:
         answered = np.flatnonzero(project.pool.query_round != NEVER)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["path", "class", "batch"])
-        for index in answered:
-            writer.writerow([project.paths[index], project.answer_name(project.answers[index]),
-                             int(project.pool.query_round[index])])
+        labels = csv_text(["path", "class", "batch"], [(project.paths[i], project.answer_name(project.answers[i]),
+                                                         int(project.pool.query_round[i])) for i in answered])
         with open(os.path.join(staging, "labels.csv"), "w", newline="") as f:
-            f.write(out.getvalue())
+            f.write(labels)
         copy_image_folder(project, os.path.join(staging, "imagefolder"))
         models = os.path.join(staging, "models")
         os.makedirs(models)
@@ -55,7 +50,7 @@ def export(project, destination=None) -> str:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("exported %d labels (%d known, %d unknown) and the models to %s", len(answered),
-             len(project.pool.labeled), len(project.pool.invalid), destination)
+             len(project.pool.labeled), len(project.pool.invalid), shown(destination))
     return destination
 
 
@@ -130,9 +125,5 @@ def predict(project, inputs) -> list:
 
 
 def format_predictions(rows) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "prediction", "known_probability", "class_probability"])
-    for path, name, known, p in rows:
-        writer.writerow([path, name, f"{known:.3f}", f"{p:.3f}"])
-    return out.getvalue()
+    return csv_text(["path", "prediction", "known_probability", "class_probability"],
+                    [(path, name, f"{known:.3f}", f"{p:.3f}") for path, name, known, p in rows])

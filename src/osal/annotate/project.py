@@ -52,6 +52,12 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+def shown(path) -> str:
+    """`path` as a person would type it here: relative when it lies below the current directory."""
+    relative = os.path.relpath(str(path))
+    return str(path) if relative.startswith("..") else relative
+
+
 class Project:
     """A project directory, loaded: its description, config, pool state, answers and batch records."""
 

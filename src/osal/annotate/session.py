@@ -8,7 +8,7 @@ import numpy as np
 from osal.annotate.answers import read_answers
 from osal.annotate.batch_files import write_batch
 from osal.annotate.models import LOGITS, current_models, inference_device, known_probability_from_detector
-from osal.annotate.project import UNKNOWN_NAME, AnnotationError
+from osal.annotate.project import UNKNOWN_NAME, AnnotationError, shown
 from osal.build import build
 from osal.data.oracle import UNKNOWN, HumanOracle
 from osal.loop.inference import collect_outputs
@@ -22,7 +22,7 @@ def next_batch(project) -> dict:
     pending = project.pending
     if pending is not None:
         raise AnnotationError(f"batch {pending['number']} is still waiting for answers; fill in "
-                              f"{project.batch_dir(pending['number'])}/answers.csv and run `annotate.py import` "
+                              f"{shown(project.batch_dir(pending['number']))}/answers.csv and run `annotate.py import` "
                               "with it first")
     cfg = project.cfg
     datamodule = project.datamodule()
@@ -68,7 +68,7 @@ def next_batch(project) -> dict:
              len(chosen), cfg.strategy.name, time.perf_counter() - started, len(query_outputs),
              sum(s != UNKNOWN_NAME for s in batch["suggestions"]))
     for kind in ("csv", "sheet", "tasks", "config"):
-        log.info("  %-7s %s", kind, files[kind])
+        log.info("  %-7s %s", kind, shown(files[kind]))
     return batch
 
 
@@ -108,7 +108,7 @@ def status(project) -> dict:
 
 
 def format_status(project, s: dict) -> str:
-    lines = [f"project {project.directory}: {s['images']} images in {project.image_folder}",
+    lines = [f"project {shown(project.directory)}: {s['images']} images in {shown(project.image_folder)}",
              f"classes: {', '.join(f'{n} {c}' for n, c in s['per_class'].items())}",
              f"labeled {s['n_labeled']}, unknown {s['n_invalid']}, unlabeled {s['n_unlabeled']} "
              f"({s['initial']} answered at init)"]
@@ -126,5 +126,7 @@ def format_status(project, s: dict) -> str:
         lines.append(f"known images still in the pool: about {s['known_left_estimate']:.0f} (sum of the known "
                      f"probabilities batch {s['estimate_from_batch']}'s models gave the {s['n_unlabeled']} "
                      "unlabeled images)")
-    lines.append(f"next: {'import the answers of batch %d' % s['pending'] if s['pending'] else 'annotate.py next'}")
+    command = f"python src/annotate.py -p {shown(project.directory)}"
+    lines.append(f"next: {command} import <answers of batch {s['pending']}>" if s["pending"] else
+                 f"next: {command} next")
     return "\n".join(lines)
