@@ -72,7 +72,10 @@ class EpochLog(L.Callback):
 
 def fit(cfg, role: str, datamodule, round_index: int, directory: str):
     """A fresh module of `role` fit on the datamodule's current labels; returns (module, device it ran on)."""
-    L.seed_everything(fit_seed(cfg.seed, round_index, role), workers=True, verbose=False)
+    seed = fit_seed(cfg.seed, round_index, role)
+    L.seed_everything(seed, workers=True, verbose=False)
+    if hasattr(datamodule, "begin_fit"):  # a datamodule that augments whole batches seeds them per fit
+        datamodule.begin_fit(seed)
     module = new_module(cfg, role, datamodule.num_known)
     _, datamodule.train_with_invalid = role_config(cfg, role)
     examples = len(datamodule.pool.labeled) + (len(datamodule.pool.invalid) if datamodule.train_with_invalid else 0)
