@@ -53,7 +53,7 @@ def test_dataset_config_loads_its_layout_through_the_datamodule(name, tmp_path):
     assert dm.num_known == int(np.floor(0.4 * classes + 0.5))
     assert sum(dm.pool.counts().values()) == len(dm.pool)
     assert (dm.oracle.answer(dm.pool.labeled) >= 0).all()  # the initial set holds known classes only
-    x, y, index = next(iter(dm.train_dataloader()))
+    x, y, index = next(dm.training_batches())
     assert x.dtype.is_floating_point and x.shape[1] == cfg.dataset.channels
     assert (y < dm.num_known).all() and index.dtype.is_floating_point is False
     x, y, _ = next(iter(dm.test_dataloader()))

@@ -53,17 +53,19 @@ def test_detector_loader_adds_invalid_as_class_k(datamodule):
     dm.annotate(unknown, 1)
     dm.train_with_invalid = True
     seen = {}
-    for _, y, index in dm.train_dataloader():
+    for _, y, index in dm.training_batches():
         seen.update(zip(index.tolist(), y.tolist()))
     assert all(seen[i] == dm.num_known for i in unknown)
     assert len(seen) >= len(dm.pool.labeled) + 6 - 1  # a trailing batch of one may be dropped
     dm.train_with_invalid = False
-    labels = {i: y for _, ys, idx in dm.train_dataloader() for i, y in zip(idx.tolist(), ys.tolist())}
+    labels = {i: y for _, ys, idx in dm.training_batches() for i, y in zip(idx.tolist(), ys.tolist())}
     assert not set(labels) & set(unknown.tolist()) and max(labels.values()) < dm.num_known
 
 
-def test_pool_is_scored_with_the_test_transform(datamodule):
-    cfg = compose_config(["dataset=digits", "dataset.augment.crop_padding=2", "dataset.augment.hflip=true"])
+@pytest.mark.parametrize("pipeline", ["batched", "per_sample"])
+def test_pool_is_scored_with_the_test_transform(pipeline):
+    cfg = compose_config(["dataset=digits", "dataset.augment.crop_padding=2", "dataset.augment.hflip=true",
+                          f"data.pipeline={pipeline}"])
     dm = instantiate(cfg.data)
     dm.setup()
     first = torch.cat([x for x, _, _ in dm.pool_dataloader()])
@@ -71,8 +73,8 @@ def test_pool_is_scored_with_the_test_transform(datamodule):
     assert torch.equal(first, second)  # no random augmentation on the pool
     indices = torch.cat([i for _, _, i in dm.pool_dataloader()]).numpy()
     assert np.array_equal(indices, dm.pool.unlabeled)
-    x_train = torch.cat([x for x, _, _ in dm.train_dataloader()])
-    x_train_again = torch.cat([x for x, _, _ in dm.train_dataloader()])
+    x_train = torch.cat([x for x, _, _ in dm.training_batches()])
+    x_train_again = torch.cat([x for x, _, _ in dm.training_batches()])
     assert not torch.equal(x_train, x_train_again)  # while training is augmented
 
 

@@ -23,6 +23,7 @@ from osal.loop.experiment import Experiment
     ("strategy.selector.n_components=1", "n_components=1"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0"),
     ("al.query_size=5000", "larger than the unlabeled pool"),
+    ("data.pipeline=fast", "data.pipeline='fast'"),
 ])
 def test_bad_knob_is_refused_before_training(override, words, tmp_path):
     cfg = compose_config(FAST + [override])

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset
+from osal.data.batch_augment import BatchAugment
+from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset, IndexedTargets, keep_batch
 from osal.data.open_set import initial_labeled_set, num_known_classes
 from osal.data.oracle import UNKNOWN, SimulatedOracle
 from osal.data.pool import PoolState
@@ -28,12 +29,17 @@ class OpenSetDataModule(L.LightningDataModule):
         init_percent: percentage of known-class training examples labeled at the start.
         mean, std: per-channel normalisation; None computes them from the training split.
         augment: kwargs of `train_transform` (crop_padding, hflip, rotation).
+        pipeline: "batched" gathers and augments whole training batches as tensors after they reach
+            the device (the image tensor moves to the GPU once); "per_sample" runs torchvision
+            transforms per image in the loader (and its worker processes), the textbook data path.
         seed: seeds the initial labeled set and the loaders' shuffling.
     """
 
+    PIPELINES = ("batched", "per_sample")
+
     def __init__(self, source, mismatch: float, init_percent: float, init_stratified: bool = False,
                  mean=None, std=None, augment=None, batch_size: int = 128, inference_batch_size: int = 1024,
-                 num_workers: int = 0, pin_memory: bool = False, seed: int = 0):
+                 num_workers: int = 0, pin_memory: bool = False, pipeline: str = "batched", seed: int = 0):
         super().__init__()
         self.source = source
         self.mismatch = mismatch
@@ -46,6 +52,14 @@ class OpenSetDataModule(L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
         self.seed = int(seed)
+        if pipeline not in self.PIPELINES:
+            raise ConfigError(f"data.pipeline={pipeline!r} is not one of {', '.join(self.PIPELINES)}; "
+                              "batched is the fast default, per_sample the per-image torchvision path")
+        self.pipeline = pipeline
+        self.augment_seed = self.seed
+        self._augment_generator = None
+        self._batch_augment = None
+        self._device_images = None  # (device, the training images there): moved once, reused every batch
         self.train_with_invalid = False  # the detector trains on labeled + invalid, the classifier on labeled
         self.pool = None
         if self.batch_size < 1 or self.inference_batch_size < 1:
@@ -105,13 +119,49 @@ class OpenSetDataModule(L.LightningDataModule):
         self.answers = answers.copy()
 
     # -- loaders ---------------------------------------------------------------------
+    def begin_fit(self, seed: int) -> None:
+        """Seed the batched augmentation of the next fit (the loop calls it with each fit's own seed)."""
+        self.augment_seed = int(seed)
+        self._augment_generator = None
+
     def _train_loader(self, dataset) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         # BatchNorm cannot train on a batch of one example: drop such a trailing batch
         drop_last = len(dataset) % self.batch_size == 1 and len(dataset) > 1
+        if self.pipeline == "batched":  # the loader only shuffles indices: worker processes would cost more
+            return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
+                              drop_last=drop_last, collate_fn=keep_batch, pin_memory=self.pin_memory)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
                           drop_last=drop_last, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Batched pipeline: gather the batch's images on its device and augment them there."""
+        images, targets, indices = batch
+        if images is not None:  # inference and test batches arrive transformed
+            return batch
+        device = targets.device
+        if self._device_images is None or self._device_images[0] != device:
+            self._device_images = (device, self.train_images.to(device))
+        if self._augment_generator is None or self._augment_generator.device != device:
+            seed = int(np.random.SeedSequence([self.augment_seed, 2]).generate_state(1)[0])
+            self._augment_generator = torch.Generator(device=device).manual_seed(seed)
+        x = self.batch_augment()(self._device_images[1][indices], self._augment_generator)
+        return x, targets, indices
+
+    def training_batches(self, device="cpu"):
+        """(x, y, global index) training batches on `device`, ready for the network, outside a Trainer
+        (what Lightning does with `train_dataloader` and this module's transfer hook)."""
+        for images, targets, indices in self.train_dataloader():
+            batch = (None if images is None else images.to(device, non_blocking=True),
+                     targets.to(device, non_blocking=True), indices.to(device, non_blocking=True))
+            yield self.on_after_batch_transfer(batch, 0)
+
+    def batch_augment(self) -> BatchAugment:
+        """The batched counterpart of `train_transform` (built once: it keeps its constants on the device)."""
+        if self._batch_augment is None:
+            self._batch_augment = BatchAugment(self.mean, self.std, **self.augment)
+        return self._batch_augment
 
     def _inference_loader(self, images, targets, indices) -> DataLoader:
         """Index order, the test transform applied a whole batch at a time."""
@@ -133,6 +183,8 @@ class OpenSetDataModule(L.LightningDataModule):
             invalid = self.pool.invalid
             indices = np.concatenate([indices, invalid])
             targets = np.concatenate([targets, np.full(len(invalid), self.num_known)])
+        if self.pipeline == "batched":
+            return self._train_loader(IndexedTargets(targets, indices))
         return self._train_loader(IndexedImageDataset(self.train_images, targets, indices, self.train_transform()))
 
     def pool_dataloader(self) -> DataLoader:

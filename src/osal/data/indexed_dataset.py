@@ -51,3 +51,34 @@ class IndexedBatches(IndexedImageDataset):
         window = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
         index = self.indices[window]
         return self.transform(self.images[index]), self.targets[window], index
+
+
+class IndexedTargets(Dataset):
+    """(None, targets, global indices) of a batch of positions: the images are gathered after transfer.
+
+    The batched pipeline keeps every image in one tensor (on the GPU when training
+    there); a loader over this dataset only shuffles and batches indices, through
+    `__getitems__`, so no per-example Python runs. Use with `collate_fn=keep_batch`;
+    `OpenSetDataModule.on_after_batch_transfer` fills in the augmented images.
+    """
+
+    def __init__(self, targets: np.ndarray, indices: np.ndarray):
+        self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
+        if len(self.targets) != len(self.indices):
+            raise ValueError(f"{len(self.indices)} indices but {len(self.targets)} targets")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int):
+        return self.__getitems__([position])
+
+    def __getitems__(self, positions):
+        positions = torch.as_tensor(positions, dtype=torch.int64)
+        return None, self.targets[positions], self.indices[positions]
+
+
+def keep_batch(batch):
+    """collate_fn for datasets whose `__getitems__` already returns a whole batch."""
+    return batch

@@ -67,7 +67,9 @@ class Experiment:
 
     def fit(self, role: str, round_index: int, datamodule, query: QueryCallback = None):
         """Fit a fresh module of `role`; returns (module, trainer, seconds spent fitting)."""
-        L.seed_everything(self.fit_seed(round_index, role), workers=True, verbose=False)
+        seed = self.fit_seed(round_index, role)
+        L.seed_everything(seed, workers=True, verbose=False)
+        datamodule.begin_fit(seed)
         module_cfg, datamodule.train_with_invalid = self.role_config(role)
         module = build(module_cfg)(num_known=datamodule.num_known)
         trainer = self.make_trainer(role, round_index, [query] if query else [])
@@ -81,6 +83,7 @@ class Experiment:
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> dict:
         cfg = self.cfg
+        run_started = time.perf_counter()
         strategy = build(cfg.strategy.selector)  # its parameters are checked before any data is read
         validate_strategy(cfg, strategy)
         config = OmegaConf.to_container(cfg, resolve=True)
@@ -153,7 +156,9 @@ class Experiment:
             raise
         close_logger(logger)
         summary = {"rows": len(table.rows), "final": table.rows[-1], "note": note, "output_dir": self.output_dir,
-                   "rounds": rounds}
+                   "rounds": rounds,
+                   # this invocation's time reading the data and building the pool, then running its rounds
+                   "setup_seconds": started - run_started, "loop_seconds": time.perf_counter() - started}
         write_json(os.path.join(self.output_dir, "summary.json"), summary)
         return summary
 
