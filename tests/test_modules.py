@@ -115,3 +115,18 @@ def test_scheduler_none_gives_a_constant_learning_rate():
     assert isinstance(classifier.configure_optimizers(), torch.optim.SGD)
     stepped = instantiate(compose_config([]).classifier)(num_known=3).configure_optimizers()
     assert isinstance(stepped["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
+
+
+def test_compile_option_compiles_the_training_forward_and_a_run_completes(tmp_path):
+    from conftest import FAST, compose_config
+    from osal.build import build
+    from osal.loop.experiment import Experiment
+
+    overrides = FAST + ["model.compile=true", "+model.compile_options.backend=eager", "al.rounds=1",
+                        "trainer.max_epochs=2"]
+    cfg = compose_config(overrides)
+    network = build(cfg.model)(num_outputs=4)
+    assert network._compiled_call_impl is not None  # torch.compile wrapped the module in place
+    assert list(network.state_dict()) == list(build(compose_config(FAST).model)(num_outputs=4).state_dict())
+    summary = Experiment(cfg, tmp_path).run()
+    assert summary["rows"] == 2 and 0.0 <= summary["final"]["test_accuracy"] <= 1.0

@@ -83,6 +83,12 @@ def test_progress_bar_names_round_and_model_and_eta_is_plain():
     assert format_duration(float("nan")) == "-"
 
 
+def test_progress_bar_redraws_at_most_every_interval_and_at_epoch_end():
+    bar = RoundProgressBar(1, 2, "classifier", min_interval=60.0)
+    draws = [bar._should_update(n, 100) for n in range(1, 101)]
+    assert draws[0] and draws[-1] and sum(draws) == 2  # the first batch, then the epoch's last
+
+
 def test_area_under_curve_is_the_average_height():
     assert area_under_curve(np.array([0, 1, 2]), np.array([0.0, 1.0, 1.0])) == pytest.approx(0.75)
     assert area_under_curve(np.array([3]), np.array([0.4])) == pytest.approx(0.4)

@@ -49,14 +49,34 @@ class ClassifierModule(L.LightningModule):
     def loss(self, logits, targets):
         return F.cross_entropy(logits / self.temperature, targets)
 
+    def on_fit_start(self):
+        # channels_last feeds tensor cores directly on CUDA; on CPUs it measured slower for
+        # training a ResNet18 (docs/benchmarks.md), so it is used there at inference only
+        self._memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        self.net.to(memory_format=self._memory_format)
+
+    def on_train_epoch_start(self):
+        self._loss_sum, self._loss_count = None, 0
+
     def training_step(self, batch, batch_idx):
         x, y, _ = batch
-        loss = self.loss(self.net(x), y)
-        if not torch.isfinite(loss):
-            raise DivergenceError(f"the {self.role}'s training loss became {loss.item()} in epoch "
-                                  f"{self.current_epoch}; lower optimizer.lr or check the data")
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(y))
+        loss = self.loss(self.net(x.contiguous(memory_format=self._memory_format)), y)
+        # The epoch's mean loss is summed on the device and read once per epoch: reading it every
+        # step would make the CPU wait for the GPU, and self.log per step costs ~1 ms on a CPU.
+        # A non-finite loss makes the sum non-finite, so divergence is still caught (at epoch end).
+        weighted = loss.detach() * len(y)
+        self._loss_sum = weighted if self._loss_sum is None else self._loss_sum + weighted
+        self._loss_count += len(y)
         return loss
+
+    def on_train_epoch_end(self):
+        if self._loss_sum is None:
+            return
+        mean = self._loss_sum / self._loss_count
+        if not torch.isfinite(mean):
+            raise DivergenceError(f"the {self.role}'s training loss became {mean.item()} in epoch "
+                                  f"{self.current_epoch}; lower optimizer.lr or check the data")
+        self.log("train_loss", mean, prog_bar=True)
 
     def test_step(self, batch, batch_idx):
         x, y, _ = batch

@@ -41,6 +41,15 @@ class Network(nn.Module):
                             for _ in range(samples)])
 
 
-def build_network(encoder, num_outputs: int, bottleneck_dim=None, dropout: float = 0.0) -> Network:
-    """`encoder` is a zero-argument factory (a Hydra partial), so every call builds fresh weights."""
-    return Network(encoder(), num_outputs, bottleneck_dim=bottleneck_dim, dropout=dropout)
+def build_network(encoder, num_outputs: int, bottleneck_dim=None, dropout: float = 0.0, compile: bool = False,
+                  compile_options=None) -> Network:
+    """`encoder` is a zero-argument factory (a Hydra partial), so every call builds fresh weights.
+
+    compile: wrap the network's forward in `torch.compile` (in place: the module type and its
+    state-dict keys stay the same); `compile_options` are its keyword arguments (mode, backend, ...).
+    Training calls the compiled forward; inference reads features through `forward_features`, eagerly.
+    """
+    network = Network(encoder(), num_outputs, bottleneck_dim=bottleneck_dim, dropout=dropout)
+    if compile:
+        network.compile(**dict(compile_options or {}))
+    return network
