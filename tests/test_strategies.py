@@ -165,3 +165,27 @@ class TestLfOSAContract(StrategyContract):
 class TestLfOSAOnTheClassifierContract(StrategyContract):
     def make_strategy(self):
         return LfOSA(query_model="classifier")
+
+
+def test_bald_scores_reduced_batch_by_batch_equal_the_whole_pool_at_once():
+    import torch
+    from hydra.utils import instantiate
+
+    from conftest import compose_config
+    from osal.build import build
+    from osal.loop.inference import collect_outputs, run_network
+
+    cfg = compose_config(["strategy=bald", "data.inference_batch_size=100"])
+    dm = instantiate(cfg.data)
+    dm.setup()
+    network = build(cfg.model)(num_outputs=dm.num_known)
+    strategy = BALDStrategy(mc_samples=4)
+    torch.manual_seed(0)  # the same dropout masks for both passes
+    whole = run_network(network, dm.pool_dataloader(), "cpu", mc_samples=4)
+    torch.manual_seed(0)
+    outputs = collect_outputs(network, dm, strategy, "cpu")
+    assert outputs.mc_probabilities is None and outputs.mc_scores.shape == (len(dm.pool.unlabeled),)
+    expected = strategy.scores(PoolOutputs(whole["indices"], dm.num_known,
+                                           mc_probabilities=whole["mc_probabilities"]), np.random.default_rng(0))
+    np.testing.assert_allclose(outputs.mc_scores, expected, rtol=1e-6, atol=1e-9)
+    assert len(np.unique(outputs.mc_scores)) > 10  # the dropout samples really disagree

@@ -13,10 +13,14 @@ def _prepare(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 @torch.inference_mode()
-def run_network(network, loader, device, want_features=False, mc_samples=0) -> dict:
-    """Logits (and features, MC-dropout probabilities) of every batch of `loader` ((x, y, global index))."""
+def run_network(network, loader, device, want_features=False, mc_samples=0, mc_reduce=None) -> dict:
+    """Logits (and features, MC-dropout probabilities) of every batch of `loader` ((x, y, global index)).
+
+    With `mc_reduce`, each batch's (T, B, C) dropout probabilities are reduced to (B,) `mc_scores`
+    right away instead of being kept.
+    """
     network = _prepare(network, device)
-    parts = {"indices": [], "targets": [], "logits": [], "features": [], "mc_probabilities": []}
+    parts = {"indices": [], "targets": [], "logits": [], "features": [], "mc_probabilities": [], "mc_scores": []}
     for x, y, index in loader:
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         features, logits = network.forward_features(x)
@@ -26,8 +30,11 @@ def run_network(network, loader, device, want_features=False, mc_samples=0) -> d
         if want_features:
             parts["features"].append(features.float().cpu())
         if mc_samples:
-            samples = network.mc_dropout_logits(x, mc_samples)  # (T, B, C)
-            parts["mc_probabilities"].append(torch.softmax(samples.float(), dim=-1).cpu())
+            probabilities = torch.softmax(network.mc_dropout_logits(x, mc_samples).float(), dim=-1)  # (T, B, C)
+            if mc_reduce is not None:
+                parts["mc_scores"].append(mc_reduce(probabilities).cpu())
+            else:
+                parts["mc_probabilities"].append(probabilities.cpu())
     out = {}
     for key, chunks in parts.items():
         if chunks:
@@ -44,8 +51,10 @@ def collect_outputs(network, datamodule, strategy, device) -> PoolOutputs:
     num_known = datamodule.num_known
     if not needs:
         return PoolOutputs(datamodule.pool.unlabeled, num_known)
+    wants_mc = bool(needs & {"mc_probabilities", "mc_scores"})
     pool = run_network(network, datamodule.pool_dataloader(), device, want_features="features" in needs,
-                       mc_samples=strategy.mc_samples if "mc_probabilities" in needs else 0)
+                       mc_samples=strategy.mc_samples if wants_mc else 0,
+                       mc_reduce=strategy.reduce_mc_samples if "mc_scores" in needs else None)
     if "indices" not in pool:  # an empty pool
         return PoolOutputs(np.zeros(0, dtype=np.int64), num_known, logits=np.zeros((0, 0), dtype=np.float32))
     labeled = {}
@@ -54,5 +63,6 @@ def collect_outputs(network, datamodule, strategy, device) -> PoolOutputs:
                               want_features="labeled_features" in needs)
     return PoolOutputs(indices=pool["indices"], num_known=num_known, logits=pool["logits"],
                        features=pool.get("features"), mc_probabilities=pool.get("mc_probabilities"),
+                       mc_scores=pool.get("mc_scores"),
                        labeled_features=labeled.get("features"), labeled_logits=labeled.get("logits"),
                        labeled_targets=labeled.get("targets"))

@@ -12,7 +12,9 @@ class PoolOutputs:
 
     Pool arrays: `logits` (the query model's raw outputs: K for the classifier, K+1 for
     the detector, whose last column is the unknown class), `features` (penultimate
-    activations), `mc_probabilities` (T x n x C softmax outputs with dropout active).
+    activations), `mc_probabilities` (T x n x C softmax outputs with dropout active),
+    `mc_scores` (one number per example: the strategy's `reduce_mc_samples` of its T dropout
+    samples, computed batch by batch during inference so T x n x C is never held at once).
     Labeled-set arrays (for strategies that compare the pool with what is labeled):
     `labeled_features`, `labeled_logits` and `labeled_targets`. A strategy reads only
     what it lists in `needs`.
@@ -23,13 +25,14 @@ class PoolOutputs:
     logits: Optional[np.ndarray] = None
     features: Optional[np.ndarray] = None
     mc_probabilities: Optional[np.ndarray] = None
+    mc_scores: Optional[np.ndarray] = None
     labeled_features: Optional[np.ndarray] = None
     labeled_logits: Optional[np.ndarray] = None
     labeled_targets: Optional[np.ndarray] = None
 
     def __post_init__(self):
         self.indices = np.asarray(self.indices, dtype=np.int64)
-        for name in ("logits", "features"):
+        for name in ("logits", "features", "mc_scores"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.indices):
                 raise ValueError(f"{name} has {len(value)} rows for {len(self.indices)} pool indices")
@@ -42,7 +45,7 @@ class PoolOutputs:
 
 
 # what a strategy may list in `needs`
-POOL_NEEDS = {"logits", "features", "mc_probabilities"}
+POOL_NEEDS = {"logits", "features", "mc_probabilities", "mc_scores"}
 LABELED_NEEDS = {"labeled_features", "labeled_logits"}
 
 
@@ -53,7 +56,7 @@ class Strategy:
         query_model: "detector" (a K+1-way net fit on labeled + invalid just for the query)
             or "classifier" (the model tested in the round) - whose outputs `select` reads.
         needs: a subset of POOL_NEEDS | LABELED_NEEDS; empty means no inference at all.
-        mc_samples: forward passes with dropout active, when "mc_probabilities" is needed.
+        mc_samples: forward passes with dropout active, when "mc_probabilities" or "mc_scores" is needed.
     """
 
     query_model = "classifier"
@@ -62,6 +65,10 @@ class Strategy:
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
         """One finite priority per pool example: larger is queried first."""
+        raise NotImplementedError
+
+    def reduce_mc_samples(self, probabilities):
+        """For "mc_scores": a torch (T, B, C) batch of dropout softmax outputs -> (B,) scores, on its device."""
         raise NotImplementedError
 
     def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
