@@ -299,7 +299,7 @@ def test_cli_prints_one_error_and_exits_2(first_batch, tmp_path, capsys):
     assert main(["-p", str(first_batch), "import", str(tmp_path / "bad.csv")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "row 2: path 'not-there.png' is not in batch 1" in err
-    assert main(["-p", str(tmp_path / "nothing"), "status"]) == 2
+    assert main(["status", "-p", str(tmp_path / "nothing")]) == 2  # -p after the command works too
     assert "is not an annotation project" in capsys.readouterr().err
 
 
