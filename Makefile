@@ -23,8 +23,18 @@ run: $(STAMP) ## install if needed, then run the default job (LfOSA on the embed
 test: $(STAMP) ## install if needed, then run the test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP) ## selection time of every strategy on a 50,000-example synthetic pool
-	$(PY) benchmarks/selection_time.py
+SHARED_DATA ?= ../shared/data
+BENCH_DATA ?= /tmp/osal-bench-data
+
+bench: $(STAMP) ## selection time per strategy and pool size, Lightning against plain PyTorch, whole runs (docs/benchmarks.md)
+	$(PY) benchmarks/selection_time.py --pool 10000 100000
+	$(PY) benchmarks/fit_overhead.py --labeled 500
+	$(PY) benchmarks/run_time.py --datasets digits
+	@if [ -f $(SHARED_DATA)/materialize.py ]; then \
+		$(PY) $(SHARED_DATA)/materialize.py $(BENCH_DATA) mnist && \
+		$(PY) benchmarks/fit_overhead.py --dataset mnist --data-dir $(BENCH_DATA) --labeled 3000 --epochs 4 --repeats 2 && \
+		$(PY) benchmarks/run_time.py --datasets mnist --data-dir $(BENCH_DATA); \
+	else echo "no $(SHARED_DATA)/materialize.py: MNIST benchmarks skipped (set SHARED_DATA=... to run them)"; fi
 
 clean: ## remove outputs and caches (not .venv)
 	rm -rf outputs multirun .pytest_cache
