@@ -134,3 +134,19 @@ def test_ablations_change_what_they_say():
     assert role("lfosa", "classifier")[:2] == ("ClassifierModule", False)
     assert compose_config(["strategy=lfosa_no_detector"]).strategy.selector.query_model == "classifier"
     assert compose_config(["strategy=bald"]).model.dropout > 0
+
+
+@pytest.mark.parametrize("pipeline", ["batched", "per_sample"])
+def test_augmented_colour_images_train_through_either_data_pipeline(pipeline, tmp_path):
+    from layouts import write_image_folder
+
+    write_image_folder(tmp_path / "data", classes=5, train_per_class=8, test_per_class=2, size=12)
+    cfg = compose_config(FAST + ["dataset=imagefolder", f"data_dir={tmp_path / 'data'}", "model=small_cnn",
+                                 "mismatch=0.4", "al.init_percent=50", "al.init_stratified=true",
+                                 "al.query_size=4", "al.rounds=1", "trainer.max_epochs=2", "data.batch_size=4",
+                                 f"data.pipeline={pipeline}", f"cache_dir={tmp_path / 'cache'}"])
+    assert dict(cfg.dataset.augment) == {"crop_padding": 4, "hflip": True, "rotation": 15}
+    summary = Experiment(cfg, tmp_path / "run").run()
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert summary["rows"] == 2 and rows[1]["queried"] == 4 and rows[1]["fit_seconds"] > 0
+    assert any((tmp_path / "cache").iterdir())  # the decoded PNGs were cached on the way
