@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fresh clone without installing
 
-from osal.loop.records import atomic_write_text  # noqa: E402
+from osal.atomic import atomic_write_text  # noqa: E402
 from osal.report.collect import find_runs  # noqa: E402
 from osal.report.sweep_status import describe, sweep_status  # noqa: E402
 from osal.report.table import markdown, summarise  # noqa: E402

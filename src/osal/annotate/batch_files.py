@@ -10,7 +10,8 @@ import os
 from PIL import Image
 
 from osal.annotate.answers import CHOICE_NAME, IMAGE_NAME
-from osal.annotate.project import UNKNOWN_NAME, atomic_write_text
+from osal.annotate.project import UNKNOWN_NAME
+from osal.atomic import atomic_write_text
 
 CSV_COLUMNS = ["item", "path", "suggestion", "known_probability", "answer"]
 FILES = {"csv": "answers.csv", "tasks": "tasks.json", "config": "labeling_config.xml", "sheet": "contact_sheet.html"}

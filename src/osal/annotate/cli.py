@@ -49,7 +49,8 @@ def run(args) -> None:
     from osal.annotate import session
     from osal.annotate.create import create_project
     from osal.annotate.export import export, format_predictions, predict
-    from osal.annotate.project import Project, atomic_write_text, shown
+    from osal.annotate.project import Project, shown
+    from osal.atomic import atomic_write_text
 
     if args.command == "init":
         create_project(args.project, args.images, args.classes.split(","), args.labels, args.overrides)

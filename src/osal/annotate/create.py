@@ -3,8 +3,6 @@
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from osal.annotate.answers import Problems, allowed_answers, class_index, read_csv, resolve_path
-from osal.annotate.project import (CONFIG_FILE, IMAGES_FILE, PROJECT_FILE, UMASK, UNKNOWN_NAME, AnnotationError,
+from osal.annotate.project import (CONFIG_FILE, IMAGES_FILE, PROJECT_FILE, UNKNOWN_NAME, AnnotationError,
                                    Project, new_state, shown, write_state)
+from osal.atomic import staging_folder
 from osal.build import build
 from osal.data.datamodule import channel_stats
 from osal.data.oracle import HumanOracle
@@ -119,11 +118,7 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
     if mean is None or std is None:
         mean, std = channel_stats(images)
 
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-project-")
-    os.chmod(staging, 0o777 & ~UMASK)
-    try:
+    with staging_folder(directory) as staging:
         with open(os.path.join(staging, PROJECT_FILE), "w") as f:
             json.dump({"image_folder": image_folder, "classes": class_names, "mean": list(mean), "std": list(std),
                        "paths": paths}, f, indent=1)
@@ -139,9 +134,6 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
         if os.path.isdir(directory):
             os.rmdir(directory)  # empty, checked above
         os.rename(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("created %s: %d images, classes %s; %d labeled, %d unknown at start", shown(directory), len(paths),
              ", ".join(class_names), int((answers >= 0).sum()), int((answers < 0).sum()))
     return Project(directory)

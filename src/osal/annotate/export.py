@@ -4,7 +4,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -12,6 +11,7 @@ from omegaconf import OmegaConf
 from osal.annotate.batch_files import csv_text
 from osal.annotate.models import LOGITS, ROLES, current_models, inference_device, model_path
 from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, shown
+from osal.atomic import staging_folder
 from osal.data.pool import NEVER
 from osal.data.sources.decode import decode_images, is_image_file, list_images
 from osal.loop.inference import collect_outputs
@@ -26,10 +26,7 @@ def export(project, destination=None) -> str:
     destination = os.path.abspath(destination or project.path("export"))
     datamodule = project.datamodule()
     current_models(project, datamodule)  # trained on every answer so far
-    parent = os.path.dirname(destination)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
-    try:
+    with staging_folder(destination) as staging:
         answered = np.flatnonzero(project.pool.query_round != NEVER)
         labels = csv_text(["path", "class", "batch"], [(project.paths[i], project.answer_name(project.answers[i]),
                                                          int(project.pool.query_round[i])) for i in answered])
@@ -46,9 +43,6 @@ def export(project, destination=None) -> str:
         if os.path.isdir(destination):
             shutil.rmtree(destination)
         os.rename(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("exported %d labels (%d known, %d unknown) and the models to %s", len(answered),
              len(project.pool.labeled), len(project.pool.invalid), shown(destination))
     return destination

@@ -11,12 +11,12 @@
 
 import json
 import os
-import tempfile
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from osal.annotate.datamodule import AnnotationDataModule
+from osal.atomic import atomic_write
 from osal.build import build
 from osal.data.datamodule import NOT_ASKED
 from osal.data.pool import PoolState
@@ -24,32 +24,10 @@ from osal.errors import OsalError
 
 PROJECT_FILE, CONFIG_FILE, IMAGES_FILE, STATE_FILE = "project.json", "config.yaml", "pool_images.npy", "state.npz"
 UNKNOWN_NAME = "unknown"
-UMASK = os.umask(0o22)
-os.umask(UMASK)
 
 
 class AnnotationError(OsalError):
     """An annotation project, its inputs or an answer file is not usable as given."""
-
-
-def atomic_write(path, write) -> None:
-    """Call `write(binary file)` on a temporary file beside `path`, then rename it over `path`."""
-    path = str(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-",
-                               suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private; the file gets the usual permissions
-        os.replace(tmp, path)  # a reader sees the old file or the new one, never half of one
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def shown(path) -> str:

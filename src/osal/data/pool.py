@@ -8,6 +8,8 @@ stored twice, so they cannot disagree.
 
 import numpy as np
 
+from osal.atomic import atomic_write
+
 UNLABELED, LABELED, INVALID = 0, 1, 2
 NEVER = -1
 
@@ -83,7 +85,8 @@ class PoolState:
         self.state, self.query_round = new_state.copy(), new_round.copy()
 
     def save(self, path) -> None:
-        np.savez(path, **self.state_dict())
+        """Written atomically: an interrupted save leaves the previous file (or none), never half of one."""
+        atomic_write(path, lambda f: np.savez(f, **self.state_dict()))
 
     @classmethod
     def load(cls, path) -> "PoolState":

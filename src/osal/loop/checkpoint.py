@@ -7,9 +7,10 @@ rounds not yet written, and the resolved config the run was started with.
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from osal.atomic import atomic_write
 
 STATE_FILE = "state.npz"
 
@@ -18,15 +19,8 @@ def save_state(output_dir, round_index: int, datamodule, query_rng: np.random.Ge
                config: dict) -> None:
     meta = {"round": int(round_index), "rng": query_rng.bit_generator.state,
             "queries": {str(k): v for k, v in queries.items()}, "config": config}
-    fd, tmp = tempfile.mkstemp(dir=output_dir, prefix=".tmp-state-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **datamodule.state_dict(), meta=np.array(json.dumps(meta)))
-        os.replace(tmp, os.path.join(output_dir, STATE_FILE))  # a reader sees the old or the new state, never half
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(os.path.join(output_dir, STATE_FILE),
+                 lambda f: np.savez(f, **datamodule.state_dict(), meta=np.array(json.dumps(meta))))
 
 
 def load_state(output_dir):

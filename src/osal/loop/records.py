@@ -4,7 +4,8 @@ import csv
 import json
 import math
 import os
-import tempfile
+
+from osal.atomic import atomic_write_text
 
 COLUMNS = ["round", "n_labeled", "n_invalid", "n_unlabeled", "queried", "queried_known", "precision", "recall",
            "recall_incl_initial", "test_accuracy", "test_macro_precision", "test_macro_recall", "test_macro_f1",
@@ -15,19 +16,6 @@ TABLE = [("round", "round", "{:>5d}"), ("n_labeled", "labeled", "{:>8d}"), ("n_i
          ("n_unlabeled", "unlabeled", "{:>9d}"), ("queried", "queried", "{:>7d}"), ("queried_known", "known", "{:>6d}"),
          ("precision", "prec", "{:>6.3f}"), ("recall", "recall", "{:>6.3f}"), ("test_accuracy", "acc", "{:>6.3f}"),
          ("fit_seconds", "fit_s", "{:>7.1f}"), ("query_seconds", "query_s", "{:>7.1f}")]
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 class MetricsTable:

@@ -16,11 +16,10 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 
 import numpy as np
 
+from osal.atomic import staging_folder
 from osal.errors import brief
 
 log = logging.getLogger(__name__)
@@ -65,19 +64,15 @@ def write_entry(cache_dir, name: str, key: str, images: dict, description: dict)
     folder = _entry_dir(cache_dir, name, key)
     parent = os.path.dirname(folder)
     try:
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".writing-", dir=parent)
-        try:
+        with staging_folder(folder) as staging:
             for split in SPLITS:
                 np.save(os.path.join(staging, f"{split}_images.npy"), images[split])
             with open(os.path.join(staging, "source.json"), "w") as f:
                 json.dump(description, f, indent=1)
             os.rename(staging, folder)  # atomic; fails if another job stored the same entry first
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not os.path.isdir(folder):
-                raise
     except OSError as err:
+        if read_entry(cache_dir, name, key) is not None:
+            return  # another job stored the same entry first
         log.warning("could not write the decode cache under %s (%s); the next run decodes again. "
                     "Set cache_dir to a writable folder, or to null to silence this", parent, brief(err))
         return
