@@ -12,38 +12,20 @@ import lightning as L
 import numpy as np
 import torch
 
-from osal.annotate.project import AnnotationError, atomic_write
+from osal.annotate.project import AnnotationError
+from osal.atomic import atomic_write
 from osal.build import build
+from osal.loop.roles import fit_seed, role_config
 from osal.strategies.lfosa import LfOSA
 
 log = logging.getLogger(__name__)
 
 ROLES = ("detector", "classifier")
-ROLE_SEEDS = {"classifier": 0, "detector": 1}  # as osal.loop.experiment
 
 
 class LOGITS:
     """A `needs` for collect_outputs: the pool's logits only."""
     needs, mc_samples = ("logits",), 0
-
-
-def fit_seed(seed: int, round_index: int, role: str) -> int:
-    return int(np.random.SeedSequence([int(seed), round_index, ROLE_SEEDS[role]]).generate_state(1)[0] % (2 ** 31))
-
-
-def role_config(cfg, role: str):
-    """(module factory config, trains on the invalid set) of `role`.
-
-    The detector is the strategy's own when it brings one (LfOSA and its variants), else `cfg.detector`;
-    the classifier is `cfg.classifier` unless the strategy replaces it (the w/o-classifier ablation).
-    """
-    if role == "detector":
-        detector = cfg.strategy.get("detector") or cfg.detector
-        return detector.module, bool(detector.train_on_invalid)
-    replaced = cfg.strategy.get("classifier")
-    if replaced:
-        return replaced.module, bool(replaced.train_on_invalid)
-    return cfg.classifier, False
 
 
 def new_module(cfg, role: str, num_known: int):
@@ -74,8 +56,7 @@ def fit(cfg, role: str, datamodule, round_index: int, directory: str):
     """A fresh module of `role` fit on the datamodule's current labels; returns (module, device it ran on)."""
     seed = fit_seed(cfg.seed, round_index, role)
     L.seed_everything(seed, workers=True, verbose=False)
-    if hasattr(datamodule, "begin_fit"):  # a datamodule that augments whole batches seeds them per fit
-        datamodule.begin_fit(seed)
+    datamodule.begin_fit(seed)
     module = new_module(cfg, role, datamodule.num_known)
     _, datamodule.train_with_invalid = role_config(cfg, role)
     examples = len(datamodule.pool.labeled) + (len(datamodule.pool.invalid) if datamodule.train_with_invalid else 0)

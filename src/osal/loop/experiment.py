@@ -17,7 +17,7 @@ from osal.build import build
 from omegaconf import OmegaConf
 
 from osal.errors import ConfigError
-from osal.loop import selection_metrics as sm
+from osal.loop import roles, selection_metrics as sm
 from osal.loop.checkpoint import STATE_FILE, config_differences, load_state, save_state
 from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.loop.query_callback import QueryCallback
@@ -26,9 +26,6 @@ from osal.loop.records import MetricsTable, table_header, table_line, write_json
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 
 log = logging.getLogger(__name__)
-
-ROLES = {"classifier": 0, "detector": 1}
-
 
 class Experiment:
     """Runs the loop described by a composed config and writes its records under `output_dir`."""
@@ -42,8 +39,7 @@ class Experiment:
 
     # -- seeds -------------------------------------------------------------------------
     def fit_seed(self, round_index: int, role: str) -> int:
-        """A seed per (round, model): a round's weights do not depend on how earlier rounds ran."""
-        return int(np.random.SeedSequence([self.seed, round_index, ROLES[role]]).generate_state(1)[0] % (2 ** 31))
+        return roles.fit_seed(self.seed, round_index, role)
 
     # -- building blocks ---------------------------------------------------------------
     def make_trainer(self, role: str, round_index: int, callbacks=()):
@@ -53,17 +49,7 @@ class Experiment:
         return build(self.cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=self.output_dir)
 
     def role_config(self, role: str):
-        """(module factory config, whether it trains on the invalid set) of the detector or the classifier.
-
-        A strategy may replace the classifier (the w/o-classifier ablation tests its K+1-way detector).
-        """
-        if role == "detector":
-            detector = self.cfg.strategy.get("detector")
-            return detector.module, bool(detector.train_on_invalid)
-        replaced = self.cfg.strategy.get("classifier")
-        if replaced:
-            return replaced.module, bool(replaced.train_on_invalid)
-        return self.cfg.classifier, False
+        return roles.role_config(self.cfg, role)
 
     def fit(self, role: str, round_index: int, datamodule, query: QueryCallback = None):
         """Fit a fresh module of `role`; returns (module, trainer, seconds spent fitting)."""
@@ -165,8 +151,8 @@ class Experiment:
     # -- resuming ----------------------------------------------------------------------
     # knobs that change how a run is watched or fed, not what it computes: they may differ on resume
     RESUME_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
-                      "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root", "cache_dir", "dataset.source.cache_dir",
-                      "dataset.source.download")
+                      "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
+                      "dataset.source.download", "cache_dir", "dataset.source.cache_dir")
 
     def check_same_run(self, saved: dict, current: dict) -> None:
         diffs = [d for d in config_differences(saved, current)
