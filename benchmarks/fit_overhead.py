@@ -22,7 +22,6 @@ import sys
 import time
 
 import lightning as L
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))

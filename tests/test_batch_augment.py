@@ -1,6 +1,5 @@
 """The batched augmentation: each image gets its own draw, with torchvision's geometry."""
 
-import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate

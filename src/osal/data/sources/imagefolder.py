@@ -25,6 +25,10 @@ def load_image_folder(root, image_size=None, channels=3, desc="images", cache_di
     """
     root = Path(root)
     layout = f"{root}/train/<class>/<image> and {root}/test/<class>/<image>"
+
+    def missing(what: str, fix: str) -> DataNotFoundError:
+        return DataNotFoundError(f"No {what} found under data_dir='{root}': expected {layout}; {fix}.")
+
     train_dir, test_dir = root / "train", root / "test"
     classes = _class_folders(train_dir) if train_dir.is_dir() else []
     train_paths, train_labels = [], []
@@ -39,15 +43,9 @@ def load_image_folder(root, image_size=None, channels=3, desc="images", cache_di
         train_paths += files
         train_labels += [label] * len(files)
     if not train_paths:
-        raise DataNotFoundError(
-            f"No image folder found under data_dir='{root}': expected {layout}; "
-            "point data_dir at a folder with that layout."
-        )
+        raise missing("image folder", "point data_dir at a folder with that layout")
     if not test_dir.is_dir():
-        raise DataNotFoundError(
-            f"No test split found under data_dir='{root}': expected {layout}; "
-            "add a test folder with one sub-folder per class."
-        )
+        raise missing("test split", "add a test folder with one sub-folder per class")
     extra = sorted(set(_class_folders(test_dir)) - set(classes))
     if extra:
         raise ConfigError(
@@ -61,10 +59,7 @@ def load_image_folder(root, image_size=None, channels=3, desc="images", cache_di
             test_paths += files
             test_labels += [label] * len(files)
     if not test_paths:
-        raise DataNotFoundError(
-            f"No test images found under data_dir='{root}': expected {layout}; "
-            "put the test images in per-class folders there."
-        )
+        raise missing("test images", "put the test images in per-class folders there")
     return decode_splits(train_paths, train_labels, test_paths, test_labels, classes,
                          "RGB" if channels == 3 else "L", image_size, desc, cache_dir)
 
