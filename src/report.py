@@ -4,7 +4,9 @@ Writes, into DIR (default: <dir>/report/): recall.png, precision.png, accuracy.p
 metric against round, mean ± std over seeds, one panel per dataset x mismatch, one line
 per strategy) and report.md (final recall, mean precision, final accuracy and the areas
 under the recall and accuracy curves, mean ± std over seeds), and prints the table and
-how many jobs finished or failed.
+how many jobs finished or failed. Only finished runs enter the figures and the table (its
+"finished runs" column says over how many each row averages); unfinished ones are listed
+apart, at the round they reached.
 """
 
 import argparse
@@ -14,14 +16,52 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fresh clone without installing
 
 from osal.atomic import atomic_write_text  # noqa: E402
+from osal.errors import OsalError, machine_problem  # noqa: E402
+from osal.folders import check_writable  # noqa: E402
 from osal.report.collect import find_runs  # noqa: E402
 from osal.report.sweep_status import describe, sweep_status  # noqa: E402
-from osal.report.table import markdown, summarise  # noqa: E402
+from osal.report.table import markdown, markdown_unfinished, summarise, unfinished  # noqa: E402
 
 FIGURES = {"recall": "recall.png", "precision": "precision.png", "test_accuracy": "accuracy.png"}
 
 
+REPORT_TITLE = "# Report of "
+
+
+def check_out(out: str):
+    """Why `out` cannot take the report (a file, or a folder with a report.md this command did not write),
+    or None: the report overwrites its own four files there and nothing else."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        return f"--out {out} is a file; give --out a folder"
+    report = os.path.join(out, "report.md")
+    if os.path.exists(report):
+        with open(report, encoding="utf-8", errors="replace") as f:
+            if not f.readline().startswith(REPORT_TITLE):
+                return f"{report} exists and is not a report this command wrote, so it is not overwritten; give " \
+                       "--out another folder"
+    try:
+        check_writable(out, "the report into", "give --out a folder you can write to")
+    except OsalError as error:
+        return str(error)
+    return None
+
+
 def main(argv=None) -> int:
+    try:
+        return report(argv)
+    except KeyboardInterrupt:
+        print("interrupted: report.md and each figure are written whole or not at all; run the same command again",
+              file=sys.stderr)
+        return 130
+    except OSError as error:
+        problem = machine_problem(error)
+        if problem is None:
+            raise
+        print(f"error: {problem}; the runs were only read, nothing of them changed", file=sys.stderr)
+        return 2
+
+
+def report(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="a directory holding run directories (metrics.csv + .hydra/config.yaml)")
     parser.add_argument("--out", help="where the figures and report.md go (default: <root>/report)")
@@ -36,17 +76,22 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     out = args.out or os.path.join(args.root, "report")
+    problem = check_out(out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     os.makedirs(out, exist_ok=True)
     status = describe(sweep_status(args.root))
-    table = markdown(summarise(runs))
-    atomic_write_text(os.path.join(out, "report.md"), f"# Report of {os.path.abspath(args.root)}\n\n{status}\n\n"
-                      f"{table}\n")
-    if not args.no_figures:
+    finished = [run for run in runs if run["finished"]]
+    table = markdown(summarise(runs)) if finished else "No run has finished yet: there are no final values."
+    apart = markdown_unfinished(unfinished(runs))
+    text = "\n\n".join(part for part in (status, table, apart) if part)
+    atomic_write_text(os.path.join(out, "report.md"), f"{REPORT_TITLE}{os.path.abspath(args.root)}\n\n{text}\n")
+    if not args.no_figures and finished:
         from osal.report.figures import draw  # matplotlib only when drawing
         for metric, name in FIGURES.items():
-            draw(runs, metric, os.path.join(out, name))
-    print(status)
-    print(table)
+            draw(finished, metric, os.path.join(out, name))
+    print(text)
     print(f"written to {out}")
     return 0
 

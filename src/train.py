@@ -11,9 +11,11 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
-from osal.errors import OsalError  # noqa: E402
+from osal.errors import OsalError, machine_problem  # noqa: E402
+from osal.interrupt import EXIT_STATUS, Interrupted, ctrl_c_interrupts  # noqa: E402
 from osal.loop.devices import spread_over_gpus  # noqa: E402
-from osal.loop.experiment import Experiment  # noqa: E402
+from osal.loop.experiment import Experiment, where_it_stands  # noqa: E402
+from osal.loop.job_failed import JobFailed  # noqa: E402
 from osal.quiet import quiet_lightning  # noqa: E402
 
 log = logging.getLogger("osal")
@@ -22,20 +24,35 @@ log = logging.getLogger("osal")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     quiet_lightning()
+    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks of its own
     if cfg.trainer.get("deterministic"):
         # cuBLAS needs this before its first use for deterministic matrix products
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     hydra_cfg = HydraConfig.get()
+    output_dir = hydra_cfg.runtime.output_dir
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     with open_dict(cfg):
         gpu_lock = spread_over_gpus(cfg, hydra_cfg)  # held while this job runs
     try:
-        summary = Experiment(cfg, hydra_cfg.runtime.output_dir).run()
-    except OsalError as error:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            log.error("error: %s", error)
-            raise  # Hydra marks this job failed and the sweep goes on with the others
+        with ctrl_c_interrupts():
+            summary = Experiment(cfg, output_dir).run()
+    except Interrupted:
+        again = (f"run the same multirun again with hydra.sweep.dir={hydra_cfg.sweep.dir} to continue it"
+                 if multirun else "run the same command again to continue")
+        print(f"interrupted: {where_it_stands(output_dir)}; {again}", file=sys.stderr)
+        sys.exit(EXIT_STATUS)
+    except (OsalError, OSError) as error:
+        problem = str(error) if isinstance(error, OsalError) else \
+            machine_problem(error, where=f"writing under {output_dir}")
+        if problem is None:
+            raise  # an OSError the machine did not cause is a bug: keep its traceback
+        if isinstance(error, OSError):
+            problem += f"; {where_it_stands(output_dir)}: fix that and run the same command again to continue"
+        if multirun:
+            # Hydra marks this job failed and the sweep goes on; the sweep ends with this line, no traceback
+            raise JobFailed(problem) from None
         # a mistake the user can fix: one sentence, no traceback, non-zero exit
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     finally:
         if gpu_lock is not None:

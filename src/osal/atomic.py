@@ -20,9 +20,11 @@ def atomic_write(path, write) -> None:
             write(f)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = path  # a write through the file object names no file: name the one being written
         raise
 
 
@@ -45,3 +47,16 @@ def staging_folder(final_path):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def replace_folder(new: str, destination: str) -> None:
+    """Rename the folder `new` to `destination`. An existing destination (the caller checked that it holds
+    only files it may replace) is moved aside first and deleted once the new one is in place, so a crash
+    never leaves neither."""
+    if not os.path.exists(destination):
+        os.rename(new, destination)
+        return
+    old = tempfile.mkdtemp(dir=os.path.dirname(destination), prefix=".replaced-")
+    os.rename(destination, os.path.join(old, "export"))
+    os.rename(new, destination)
+    shutil.rmtree(old)

@@ -6,12 +6,14 @@ so an import is all or nothing.
 """
 
 import csv
+import io
 import json
 import os
+import posixpath
 
 import numpy as np
 
-from osal.annotate.project import UNKNOWN_NAME, AnnotationError
+from osal.annotate.project import UNKNOWN_NAME, AnnotationError, shown
 from osal.data.oracle import UNKNOWN
 
 CHOICE_NAME, IMAGE_NAME = "choice", "image"  # the Label Studio control and object tag names osal writes
@@ -33,37 +35,57 @@ class Problems:
                                   + "\n  ".join(shown) + f"\n{fix}")
 
 
+DELIMITERS = (",", ";", "\t", "|")  # spreadsheets in many locales save CSV with semicolons
+
+
 def read_csv(path, required) -> list:
-    """(spreadsheet row number, row dict) of every data row; the header is row 1."""
+    """(spreadsheet row number, row dict) of every data row; the header is row 1.
+
+    The delimiter is the one of `DELIMITERS` that splits the header into the required columns.
+    """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: spreadsheets add a BOM
-            reader = csv.DictReader(f)
-            header = [h.strip() for h in reader.fieldnames or []]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise AnnotationError(f"{path} has no column {missing[0]!r} (its header is {','.join(header)!r}); "
-                                      f"the first row must name the columns {','.join(required)}")
-            reader.fieldnames = header
-            return [(n, {k: (v or "").strip() for k, v in row.items() if k is not None})
-                    for n, row in enumerate(reader, start=2)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as error:
         raise AnnotationError(f"cannot read {path} ({error}); give a UTF-8 CSV file") from error
+    first = text.splitlines()[0] if text else ""
+    try:
+        delimiter = next((d for d in DELIMITERS if set(required) <= {h.strip() for h in _cells(first, d)}), ",")
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise AnnotationError(f"{path} has no column {missing[0]!r} (its first row is {first!r}); the first row "
+                                  f"must name the columns {','.join(required)}, separated by commas or semicolons")
+        reader.fieldnames = header
+        return [(n, {k: (v or "").strip() for k, v in row.items() if k is not None})
+                for n, row in enumerate(reader, start=2)]
+    except csv.Error as error:
+        raise AnnotationError(f"cannot read {path} as CSV ({error}); save it as CSV from the spreadsheet") from error
+
+
+def _cells(line: str, delimiter: str) -> list:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return []
 
 
 def resolve_path(text: str, image_folder: str, index_of: dict):
     """The pool path (relative to the image folder) that `text` names, or None.
 
-    Accepted: the path inside the image folder as written by osal, or any path to the same file
-    (absolute, or relative to the current directory).
+    One rule for every file that names images (initial labels, answers): `text`, with backslashes read as
+    slashes, is first a path inside the image folder ("cat/1.png", "./cat/1.png", "cat\\1.png"), else
+    a path on this machine (absolute, or relative to the current directory) to a file of the folder.
     """
     text = text.strip().replace("\\", "/")
-    if text in index_of:
-        return text
-    if text:
-        relative = os.path.relpath(os.path.abspath(os.path.expanduser(text)), image_folder).replace(os.sep, "/")
-        if relative in index_of:
-            return relative
-    return None
+    if not text:
+        return None
+    inside = posixpath.normpath(text)
+    if not text.startswith("/") and inside in index_of:
+        return inside
+    relative = os.path.relpath(os.path.abspath(os.path.expanduser(text)), image_folder).replace(os.sep, "/")
+    return relative if relative in index_of else None
 
 
 def class_index(name: str, class_names: list):
@@ -120,11 +142,28 @@ def label_studio_entries(path) -> list:
     return entries
 
 
+def refuse_other_batch(path, entries, project, batch: dict) -> None:
+    """A file that answers none of the waiting batch's images but another batch's is that batch's file: say so,
+    instead of listing every row as wrong."""
+    in_batch = set(batch["indices"])
+    batch_of = {index: b["number"] for b in project.batches for index in b["indices"]}
+    named = [project.index_of[rel] for _, text, _ in entries
+             if (rel := resolve_path(text, project.image_folder, project.index_of)) is not None]
+    if not named or in_batch.intersection(named):
+        return
+    others = sorted({batch_of[i] for i in named if i in batch_of})
+    if len(others) == 1:  # only one batch waits at a time: the other one was imported already
+        raise AnnotationError(f"{path} is batch {others[0]}'s answer file, and batch {others[0]} was imported "
+                              f"already; the batch waiting for answers is batch {batch['number']}: import its "
+                              f"file, {shown(project.batch_dir(batch['number']))}/answers.csv, filled in")
+
+
 def check_entries(path, entries, project, batch: dict):
     """The batch's answers from (where, path text, answers) entries; every problem reported at once."""
     problems = Problems(path, "nothing was applied")
     batch_indices = list(batch["indices"])
     in_batch = set(batch_indices)
+    refuse_other_batch(path, entries, project, batch)
     seen = {}  # global index -> where it was first answered
     answers = {}
     for where, text, given in entries:

@@ -10,8 +10,8 @@ import os
 from PIL import Image
 
 from osal.annotate.answers import CHOICE_NAME, IMAGE_NAME
-from osal.annotate.project import UNKNOWN_NAME
-from osal.atomic import atomic_write_text
+from osal.annotate.project import UNKNOWN_NAME, AnnotationError
+from osal.atomic import replace_folder, staging_folder
 
 CSV_COLUMNS = ["item", "path", "suggestion", "known_probability", "answer"]
 FILES = {"csv": "answers.csv", "tasks": "tasks.json", "config": "labeling_config.xml", "sheet": "contact_sheet.html"}
@@ -24,15 +24,24 @@ def batch_items(project, batch: dict):
 
 
 def write_batch(project, batch: dict) -> dict:
-    """Write the batch's files into its directory; returns {kind: path}."""
+    """Write the batch's files into its directory, all of them or none; returns {kind: path}."""
     directory = project.batch_dir(batch["number"])
-    os.makedirs(directory, exist_ok=True)
     items = batch_items(project, batch)
     paths = {kind: os.path.join(directory, name) for kind, name in FILES.items()}
-    atomic_write_text(paths["csv"], answer_sheet(items))
-    atomic_write_text(paths["tasks"], label_studio_tasks(project, batch, items))
-    atomic_write_text(paths["config"], labeling_config(project.class_names))
-    atomic_write_text(paths["sheet"], contact_sheet(project, batch, items, paths["csv"]))
+    texts = {"csv": answer_sheet(items), "tasks": label_studio_tasks(project, batch, items),
+             "config": labeling_config(project.class_names),
+             "sheet": contact_sheet(project, batch, items, paths["csv"])}
+    if os.path.exists(directory):
+        # left by a `next` that failed before it recorded this batch: nobody was asked to answer it
+        others = sorted(set(os.listdir(directory)) - set(FILES.values()))
+        if others:
+            raise AnnotationError(f"{directory} holds {others[0]}, which osal did not write, and batch "
+                                  f"{batch['number']} is about to be written there; move it away and run next again")
+    with staging_folder(directory) as staging:
+        for kind, text in texts.items():
+            with open(os.path.join(staging, FILES[kind]), "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        replace_folder(staging, directory)
     return paths
 
 

@@ -44,19 +44,36 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+# commands that change the project (`predict` too: it trains the models when they are out of date)
+WRITING = ("next", "import", "export", "predict")
+
+
 def run(args) -> None:
     # imported here: `annotate.py --help` answers without loading torch
-    from osal.annotate import session
     from osal.annotate.create import create_project
-    from osal.annotate.export import export, format_predictions, predict
-    from osal.annotate.project import Project, shown
-    from osal.atomic import atomic_write_text
+    from osal.annotate.project import Project
+    from osal.folders import check_writable, exclusive_use
 
     if args.command == "init":
         create_project(args.project, args.images, args.classes.split(","), args.labels, args.overrides)
         print(f"next: python src/annotate.py -p {args.project} next")
         return
     project = Project(args.project)
+    if args.command not in WRITING:
+        run_command(args, project)
+        return
+    check_writable(project.directory, "the annotation project", "make it writable, or copy the project folder to "
+                   "a place you can write to and give that to -p")
+    with exclusive_use(project.directory, f"annotate.py {args.command}"):
+        run_command(args, project)
+
+
+def run_command(args, project) -> None:
+    from osal.annotate import session
+    from osal.annotate.export import check_predictions_file, export, format_predictions, predict
+    from osal.annotate.project import shown
+    from osal.atomic import atomic_write_text
+
     if args.command == "next":
         batch = session.next_batch(project)
         sheet = f"{shown(project.batch_dir(batch['number']))}/answers.csv"
@@ -71,6 +88,8 @@ def run(args) -> None:
     elif args.command == "export":
         print(shown(export(project, args.to)))
     elif args.command == "predict":
+        if args.out:
+            check_predictions_file(project, args.out)  # before the work, not after it
         rows = predict(project, args.images)
         text = format_predictions(rows)
         if args.out:
@@ -82,15 +101,39 @@ def run(args) -> None:
             print(text, end="")
 
 
+def interrupted_line(args) -> str:
+    """What a Ctrl-C left, by command: every change a command makes is written whole or not at all."""
+    if args.command == "init":
+        return f"interrupted: no project was created in {args.project}; run the same init command again"
+    if args.command in ("status", "predict", "export"):
+        return f"interrupted: the project in {args.project} is unchanged (models it trained are kept for next time)"
+    return (f"interrupted: the project in {args.project} is as it was before this `{args.command}` or as it is after "
+            f"it, never in between; `python src/annotate.py -p {args.project} status` shows which")
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("osal").setLevel(logging.INFO)
+    from osal.errors import machine_problem
+    from osal.interrupt import EXIT_STATUS, Interrupted, ctrl_c_interrupts
     from osal.quiet import quiet_lightning
     quiet_lightning()
     try:
-        run(args)
+        with ctrl_c_interrupts():
+            run(args)
+    except Interrupted:
+        print(interrupted_line(args), file=sys.stderr)
+        return EXIT_STATUS
+    except OSError as error:
+        problem = machine_problem(error, where=f"writing under {args.project}")
+        if problem is None:
+            raise  # not the machine's doing: a bug, shown with its traceback
+        # the state file is replaced whole or not at all, so the project is as the last complete command left it
+        print(f"error: {problem}; the project is as the last completed command left it: fix that and run this "
+              "command again", file=sys.stderr)
+        return 2
     except OsalError as error:
         # a mistake the user can fix: the message, no traceback, non-zero exit
         print(f"error: {error}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """`annotate.py init`: check the images, the wanted classes and the initial labels, then create a project."""
 
+import errno
 import json
 import logging
 import os
@@ -18,8 +19,10 @@ from osal.atomic import staging_folder
 from osal.build import build
 from osal.data.datamodule import channel_stats
 from osal.data.oracle import HumanOracle
-from osal.data.sources.decode import decode_images, list_images
+from osal.data.sources.decode import decode_images
+from osal.data.sources.listing import FileReport, list_images
 from osal.errors import ConfigError
+from osal.folders import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
                               ", or give --project a new directory")
     if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
         raise AnnotationError(f"{directory} exists and is not an empty directory; give --project a new directory")
+    check_writable(os.path.dirname(directory), "the project next to", "give --project a folder you can write to")
     image_folder = os.path.abspath(os.path.expanduser(str(image_folder)))
     if not os.path.isdir(image_folder):
         raise AnnotationError(f"image folder {image_folder} does not exist; give --images the folder that holds "
@@ -102,7 +106,9 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
     build(cfg.strategy.selector)  # a bad strategy knob fails now, not at the first batch
     if int(cfg.al.query_size) < 1:
         raise ConfigError(f"al.query_size={cfg.al.query_size} must be at least 1 (images per batch)")
-    paths = [os.path.relpath(p, image_folder).replace(os.sep, "/") for p in list_images(image_folder)]
+    report = FileReport()
+    paths = [os.path.relpath(p, image_folder).replace(os.sep, "/") for p in list_images(image_folder, report)]
+    report.log(f"listing {shown(image_folder)}")
     if not paths:
         raise AnnotationError(f"image folder {image_folder} holds no images (.jpg, .png, ...); point --images at "
                               "the folder of unlabeled images")
@@ -131,9 +137,15 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
         datamodule.oracle = HumanOracle(indices, answers, project.num_known)
         datamodule.annotate(indices, round_index=0)
         project.save()
-        if os.path.isdir(directory):
-            os.rmdir(directory)  # empty, checked above
-        os.rename(staging, directory)
+        try:
+            if os.path.isdir(directory):
+                os.rmdir(directory)  # empty, checked above
+            os.rename(staging, directory)
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise AnnotationError(f"{directory} was filled by something else while this init ran (another init?); "
+                                  "nothing was written: give --project a new directory") from None
     log.info("created %s: %d images, classes %s; %d labeled, %d unknown at start", shown(directory), len(paths),
              ", ".join(class_names), int((answers >= 0).sum()), int((answers < 0).sum()))
     return Project(directory)

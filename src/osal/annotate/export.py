@@ -11,9 +11,11 @@ from omegaconf import OmegaConf
 from osal.annotate.batch_files import csv_text
 from osal.annotate.models import LOGITS, ROLES, current_models, inference_device, model_path
 from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, shown
-from osal.atomic import staging_folder
+from osal.atomic import replace_folder, staging_folder
+from osal.folders import check_writable
 from osal.data.pool import NEVER
-from osal.data.sources.decode import decode_images, is_image_file, list_images
+from osal.data.sources.decode import decode_images
+from osal.data.sources.listing import is_image_file, list_images
 from osal.loop.inference import collect_outputs
 from osal.strategies.base import PoolOutputs, softmax
 from osal.strategies.lfosa import LfOSA
@@ -21,9 +23,58 @@ from osal.strategies.lfosa import LfOSA
 log = logging.getLogger(__name__)
 
 
+EXPORT_MARK = ".osal_export.json"  # in every export: which project wrote it, and every file it wrote
+
+
+def check_destination(project, destination: str) -> None:
+    """Refuse a destination an export could damage: the project folder or one holding it, a file, or a folder
+    holding anything an earlier export of this project did not write. Nothing has been computed yet."""
+    inside = os.path.join(os.path.realpath(destination), "")
+    if os.path.join(os.path.realpath(project.directory), "").startswith(inside):
+        raise AnnotationError(f"cannot export to {shown(destination)}: it is the project folder or holds it, and "
+                              "an export replaces its destination; give --to a new folder, e.g. "
+                              f"{shown(project.path('export'))}")
+    check_writable(os.path.dirname(destination), "the export next to", "give --to a folder you can write to")
+    if not os.path.lexists(destination):
+        return
+    if not os.path.isdir(destination):
+        raise AnnotationError(f"cannot export to {shown(destination)}: it is a file; give --to a new folder")
+    foreign = foreign_files(project, destination)
+    if foreign:
+        raise AnnotationError(f"cannot export to {shown(destination)}: it holds {foreign}, which no earlier export "
+                              "of this project wrote, and an export replaces its destination whole; give --to a new "
+                              "or empty folder, or move that folder's contents away")
+
+
+def foreign_files(project, destination: str):
+    """The first entry of `destination` that an earlier export of this project did not write, or None."""
+    entries = sorted(os.listdir(destination))
+    if not entries:
+        return None
+    written = set()
+    try:
+        with open(os.path.join(destination, EXPORT_MARK)) as f:
+            mark = json.load(f)
+        if mark.get("project") == os.path.realpath(project.directory):
+            written = set(mark["files"]) | {EXPORT_MARK}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for directory, folders, files in os.walk(destination):
+        for name in sorted(files) + sorted(f for f in folders if os.path.islink(os.path.join(directory, f))):
+            relative = os.path.relpath(os.path.join(directory, name), destination).replace(os.sep, "/")
+            if relative not in written:
+                return f"{relative!r}"
+    return None
+
+
 def export(project, destination=None) -> str:
-    """Write labels.csv, imagefolder/<class>/..., models/ into `destination` (default <project>/export)."""
+    """Write labels.csv, imagefolder/<class>/..., models/ into `destination` (default <project>/export).
+
+    The destination is refused before any work when it could lose something (`check_destination`); an
+    earlier export of this project there is replaced whole, the new one renamed into place first.
+    """
     destination = os.path.abspath(destination or project.path("export"))
+    check_destination(project, destination)
     datamodule = project.datamodule()
     current_models(project, datamodule)  # trained on every answer so far
     with staging_folder(destination) as staging:
@@ -40,9 +91,11 @@ def export(project, destination=None) -> str:
         OmegaConf.save(project.cfg, os.path.join(models, "config.yaml"))
         with open(os.path.join(models, "model.json"), "w") as f:
             json.dump(model_card(project), f, indent=1)
-        if os.path.isdir(destination):
-            shutil.rmtree(destination)
-        os.rename(staging, destination)
+        written = sorted(os.path.relpath(os.path.join(d, name), staging).replace(os.sep, "/")
+                         for d, _, files in os.walk(staging) for name in files)
+        with open(os.path.join(staging, EXPORT_MARK), "w") as f:
+            json.dump({"project": os.path.realpath(project.directory), "files": written}, f, indent=1)
+        replace_folder(staging, destination)
     log.info("exported %d labels (%d known, %d unknown) and the models to %s", len(answered),
              len(project.pool.labeled), len(project.pool.invalid), shown(destination))
     return destination
@@ -118,6 +171,30 @@ def predict(project, inputs) -> list:
     return rows
 
 
+PREDICTION_COLUMNS = ["path", "prediction", "known_probability", "class_probability"]
+
+
+def check_predictions_file(project, out) -> None:
+    """Refuse, before any work, a --out that cannot be written or would overwrite a file predict did not write."""
+    out = os.path.abspath(str(out))
+    folder = os.path.dirname(out)
+    if not os.path.isdir(folder):
+        raise AnnotationError(f"the folder of --out {shown(out)} does not exist; create {shown(folder)} first, or "
+                              "give --out a file in an existing folder")
+    if os.path.isdir(out):
+        raise AnnotationError(f"--out {shown(out)} is a folder; give --out a file name, e.g. predictions.csv")
+    if os.path.exists(out):
+        try:
+            with open(out, encoding="utf-8", errors="replace") as f:
+                earlier = f.readline().strip() == ",".join(PREDICTION_COLUMNS)
+        except OSError:
+            earlier = False
+        if not earlier:
+            raise AnnotationError(f"--out {shown(out)} exists and is not an earlier predictions file, so it is not "
+                                  "overwritten; give --out a new file name, or move that file away")
+    check_writable(folder, "the predictions into", "give --out a file in a folder you can write to")
+
+
 def format_predictions(rows) -> str:
-    return csv_text(["path", "prediction", "known_probability", "class_probability"],
+    return csv_text(PREDICTION_COLUMNS,
                     [(path, name, f"{known:.3f}", f"{p:.3f}") for path, name, known, p in rows])

@@ -70,6 +70,9 @@ class OpenSetDataModule(L.LightningDataModule):
     def setup(self, stage=None) -> None:
         if self.pool is not None:  # Lightning calls setup for every fit/test; the data loads once
             return
+        class_names = getattr(self.source, "class_names", None)
+        if callable(class_names):  # a source that can name its classes cheaply: check them before decoding
+            num_known_classes(self.mismatch, len(class_names()))
         arrays = self.source.load()
         self.class_names = arrays.class_names
         self.num_known = num_known_classes(self.mismatch, arrays.num_classes)
@@ -85,8 +88,13 @@ class OpenSetDataModule(L.LightningDataModule):
             raise ConfigError(f"dataset.mean/std have {len(self.mean)}/{len(self.std)} values but the images have "
                               f"{self.channels} channel(s); give one value per channel or null to compute them")
         self.known_test = np.flatnonzero(self.test_labels < self.num_known)
-        if len(self.known_test) == 0:
-            raise ConfigError("the test split holds no example of the known classes; check the dataset")
+        untested = [self.class_names[c] for c in range(self.num_known)
+                    if not (self.test_labels[self.known_test] == c).any()]
+        if untested:
+            # accuracy would silently cover the other known classes only
+            raise ConfigError(f"known class(es) {', '.join(repr(n) for n in untested)} have no test images, so test "
+                              f"accuracy could not cover them; add test images of every known class (the first "
+                              f"{self.num_known} in class order)")
 
         self.pool = PoolState(len(arrays.train_labels))
         self.answers = np.full(len(self.pool), NOT_ASKED, dtype=np.int64)

@@ -12,11 +12,15 @@ def num_known_classes(mismatch: float, num_classes: int) -> int:
     if not isinstance(mismatch, (int, float)) or not 0.0 < float(mismatch) < 1.0:
         raise ConfigError(f"mismatch={mismatch!r} must lie strictly between 0 and 1 (the fraction of classes "
                           "that are known); use e.g. mismatch=0.2")
+    if num_classes < 3:
+        raise ConfigError(f"the dataset has {num_classes} class(es); open-set active learning needs at least 3 "
+                          "(two or more known classes and one or more unknown), so add classes to the data")
     k = int(math.floor(mismatch * num_classes + 0.5))  # round half up, not Python's banker's rounding
     if k < 2 or k >= num_classes:
         raise ConfigError(f"mismatch={mismatch} gives {k} known classes out of {num_classes}; choose a mismatch "
-                          f"that leaves at least two known classes and one unknown class (between "
-                          f"{1.5 / num_classes:.3f} and {(num_classes - 0.5) / num_classes:.3f})")
+                          f"that leaves at least two known classes and one unknown class: from "
+                          f"{math.ceil(1500 / num_classes) / 1000:.3f} up to {(num_classes - 0.5) / num_classes:.3f} "
+                          f"(excluded) for {num_classes} classes")
     return k
 
 

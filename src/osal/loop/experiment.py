@@ -17,15 +17,29 @@ from osal.build import build
 from omegaconf import OmegaConf
 
 from osal.errors import ConfigError
+from osal.folders import check_writable, exclusive_use
 from osal.loop import roles, selection_metrics as sm
-from osal.loop.checkpoint import STATE_FILE, config_differences, load_state, save_state
+from osal.loop.checkpoint import config_differences, load_state, save_state
 from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.loop.query_callback import QueryCallback
-from osal.loop.run_logger import close_logger, log_row, open_logger
+from osal.loop.run_logger import check_logger_can_start, close_logger, log_row, open_logger
 from osal.loop.records import MetricsTable, table_header, table_line, write_json
+from osal.loop.run_files import foreign_records, record_kind
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 
 log = logging.getLogger(__name__)
+
+
+def where_it_stands(output_dir) -> str:
+    """What a stopped run kept, for the line that ends an interrupted or failed command."""
+    try:
+        saved = load_state(output_dir)
+    except (OSError, ValueError, KeyError):
+        saved = None
+    if saved is None:
+        return f"no round of the run in {output_dir} was completed, so nothing of it is kept"
+    return f"the run in {output_dir} keeps rounds 0..{saved[0]}"
+
 
 class Experiment:
     """Runs the loop described by a composed config and writes its records under `output_dir`."""
@@ -35,6 +49,7 @@ class Experiment:
         self.cfg = cfg
         self.output_dir = str(output_dir)
         self.seed = int(cfg.seed)
+        check_writable(self.output_dir, "the run directory", "give hydra.run.dir=... a folder you can write to")
         os.makedirs(self.output_dir, exist_ok=True)
 
     # -- seeds -------------------------------------------------------------------------
@@ -68,11 +83,22 @@ class Experiment:
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> dict:
+        """Run (or resume) the loop; a second command on the same run directory meanwhile is refused."""
+        with exclusive_use(self.output_dir, "src/train.py"):
+            return self._run()
+
+    def _run(self) -> dict:
         cfg = self.cfg
         run_started = time.perf_counter()
         strategy = build(cfg.strategy.selector)  # its parameters are checked before any data is read
         validate_strategy(cfg, strategy)
+        check_logger_can_start(cfg)
         config = OmegaConf.to_container(cfg, resolve=True)
+        foreign = foreign_records(self.output_dir)
+        if foreign:
+            raise ConfigError(f"{self.output_dir} holds {foreign}, which is not a record of an osal run; a run "
+                              "writes its records there (and fresh=true deletes them), so give this run its own "
+                              "hydra.run.dir=..., or move that file away")
         if cfg.get("fresh"):
             self.clear_records()
         saved = load_state(self.output_dir)
@@ -105,6 +131,8 @@ class Experiment:
                  cfg.al.query_size)
         log.info(table_header())
         logger = open_logger(cfg, self.output_dir)
+        for row in table.rows:  # a resumed run's logger starts afresh: give it the rounds done before
+            log_row(logger, row)
         started = time.perf_counter()
         note = None
         try:
@@ -174,10 +202,9 @@ class Experiment:
         return None
 
     def clear_records(self) -> None:
-        """fresh=true: remove this run directory's records so the run starts from scratch."""
+        """fresh=true: remove this run directory's records (checked to be osal's) so the run starts from scratch."""
         for name in os.listdir(self.output_dir):
-            if name in ("metrics.csv", "summary.json", STATE_FILE) or \
-                    (name.startswith("pool_round_") and name.endswith(".npz")):
+            if record_kind(name) is not None:
                 os.remove(os.path.join(self.output_dir, name))
 
     @staticmethod

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on clusters or CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from osal.atomic import atomic_write  # noqa: E402
 from osal.report.curves import METRICS, mean_curves  # noqa: E402
 
 # LfOSA and its ablations stand out; baselines share the palette's quieter colours
@@ -52,6 +53,6 @@ def draw(runs: list, metric: str, path: str) -> str:
     fig.suptitle(f"{METRICS[metric]} against round: mean and spread (±1 std) over seeds")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return path

@@ -2,13 +2,17 @@
 
 import os
 
+from osal.report.collect import read_run
+
 
 def sweep_status(root) -> dict:
-    """Job directories under `root` (those with .hydra/config.yaml): finished ones have summary.json."""
+    """Job directories under `root` (those with .hydra/config.yaml), split by whether the run reached its end
+    (the same test the report's table uses)."""
     finished, unfinished = [], []
     for directory, subdirs, files in sorted(os.walk(root)):
         if os.path.exists(os.path.join(directory, ".hydra", "config.yaml")) and directory != str(root).rstrip("/"):
-            (finished if "summary.json" in files else unfinished).append(directory)
+            run = read_run(directory)
+            (finished if run is not None and run["finished"] else unfinished).append(directory)
             subdirs[:] = []  # a job directory holds no further jobs
     return {"finished": finished, "unfinished": unfinished}
 

@@ -1,4 +1,8 @@
-"""The final-round table: recall, mean precision and accuracy, mean and spread over seeds."""
+"""The final-round table: recall, mean precision and accuracy, mean and spread over finished runs.
+
+A run that stopped before its last round has no final values: it is left out of every mean and
+listed apart, at the round it reached, so a killed job can never shift a row's numbers.
+"""
 
 from collections import defaultdict
 
@@ -22,13 +26,15 @@ def final_values(run: dict) -> dict:
 
 
 def summarise(runs: list) -> list:
-    """One row per (dataset, mismatch, strategy): mean and standard deviation over seeds."""
+    """One row per (dataset, mismatch, strategy) with a finished run: mean and standard deviation over its
+    finished runs (`runs` says how many); unfinished runs are not in it (see `unfinished`)."""
     groups = defaultdict(list)
     for run in runs:
-        groups[(run["dataset"], run["mismatch"], run["strategy"])].append(final_values(run))
+        if run["finished"]:
+            groups[(run["dataset"], run["mismatch"], run["strategy"])].append(final_values(run))
     table = []
     for (dataset, mismatch, strategy), values in sorted(groups.items()):
-        row = {"dataset": dataset, "mismatch": mismatch, "strategy": strategy, "seeds": len(values)}
+        row = {"dataset": dataset, "mismatch": mismatch, "strategy": strategy, "runs": len(values)}
         for key in COLUMNS:
             column = np.array([v[key] for v in values], dtype=float)
             row[key] = (float(np.mean(column)), float(np.std(column)))
@@ -36,11 +42,36 @@ def summarise(runs: list) -> list:
     return table
 
 
+def unfinished(runs: list) -> list:
+    """The runs left out of the table, each at the round it reached."""
+    return sorted((r for r in runs if not r["finished"]),
+                  key=lambda r: (r["dataset"], r["mismatch"], r["strategy"], r["seed"]))
+
+
 def markdown(table: list) -> str:
-    lines = ["| dataset | mismatch | strategy | seeds | " + " | ".join(COLUMNS.values()) + " |",
+    lines = ["| dataset | mismatch | strategy | finished runs | " + " | ".join(COLUMNS.values()) + " |",
              "|---|---|---|---|" + "---|" * len(COLUMNS)]
     for row in table:
         cells = [f"{row[k][0]:.3f} ± {row[k][1]:.3f}" for k in COLUMNS]
-        lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {row['strategy']} | {row['seeds']} | "
+        lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {row['strategy']} | {row['runs']} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def markdown_unfinished(runs: list) -> str:
+    """Unfinished runs apart from the table: where each stopped, its last recall and accuracy."""
+    if not runs:
+        return ""
+    lines = [f"Unfinished runs, left out of the table and the figures ({len(runs)}):", "",
+             "| dataset | mismatch | strategy | seed | round reached | recall there | accuracy there | directory |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        last = run["rows"][-1]
+        lines.append(f"| {run['dataset']} | {run['mismatch']:g} | {run['strategy']} | {run['seed']} | "
+                     f"{run['reached']} of {run['rounds']} | {_number(last['recall'])} | "
+                     f"{_number(last['test_accuracy'])} | {run['dir']} |")
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.3f}"

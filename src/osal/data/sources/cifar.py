@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from osal.data.sources.base import ImageArrays
-from osal.data.sources.imagefolder import load_image_folder
+from osal.data.sources.imagefolder import ImageFolderSource
 from osal.errors import ConfigError, DataNotFoundError, brief
 
 
@@ -119,8 +119,7 @@ class _CIFARSource:
         return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
 
     def _read_folder(self, folder: Path) -> ImageArrays:
-        arrays = load_image_folder(folder, image_size=None, channels=3, desc=f"{self.spec.name} images",
-                                   cache_dir=self.cache_dir)
+        arrays = ImageFolderSource(folder, cache_dir=self.cache_dir).load(desc=f"{self.spec.name} images")
         # Sorted folder names are the CIFAR label order only when every class is there.
         if arrays.num_classes != self.spec.num_classes:
             raise DataNotFoundError(

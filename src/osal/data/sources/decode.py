@@ -1,41 +1,24 @@
-"""Shared helpers: find image files on disk and decode them into one uint8 array."""
+"""Decoding image files into one uint8 array: every file the same size, every unreadable file named at once."""
 
 import logging
 import math
-import os
 
 import numpy as np
 from PIL import Image
 
+from osal.data.sources.listing import FileReport
 from osal.errors import ConfigError, brief
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-
 # Decoding more images than this takes long enough (tens of seconds on a laptop)
 # that a silent pause looks like a hang, so progress is logged every ~10%.
 PROGRESS_THRESHOLD = 5000
+# an error lists at most this many unreadable files (and how many more there are)
+SHOWN_PROBLEMS = 20
 
 # Pillow >= 9.1 moved the filters into Image.Resampling; older ones only have Image.BILINEAR.
 _BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
-
-
-def is_image_file(name) -> bool:
-    """True for a non-hidden file with one of IMAGE_EXTENSIONS (any letter case)."""
-    name = os.path.basename(str(name))
-    # Hidden files are skipped: macOS leaves "._x.jpg" metadata files that are not images.
-    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def list_images(folder) -> list:
-    """Every image file under `folder` (recursively), sorted by path so the order never depends on the file system."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found.extend(os.path.join(dirpath, f) for f in filenames if is_image_file(f))
-    return sorted(found)
-
 
 def check_image_size(image_size):
     """Return `image_size` (None or a positive int) or raise ConfigError."""
@@ -49,19 +32,48 @@ def check_image_size(image_size):
     return image_size
 
 
-def _read(path, mode, image_size) -> np.ndarray:
-    """Decode one file to an (H, W) or (H, W, 3) uint8 array, resized if asked."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode)  # also forces the (lazy) decode inside the try
-            if image_size is not None and img.size != (image_size, image_size):
-                img = img.resize((image_size, image_size), _BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ConfigError(f"Could not read image file {path} ({brief(err)}); replace or delete that file.") from err
+def to_8_bits(img: Image.Image, report: FileReport, path) -> Image.Image:
+    """16-bit and 32-bit integer images scaled to 0-255 (Pillow's own conversion clips them, which turns a
+    16-bit image nearly white); float images taken as 0-1 when they lie in it, else as 0-255, clipped."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        values = np.asarray(img).astype(np.int64)
+        report.add("16-bit (or 32-bit integer) image(s) scaled to 8 bits (0-65535 to 0-255)", path)
+        scaled = (np.clip(values, 0, 65535) * 255 + 32767) // 65535
+        return Image.fromarray(scaled.astype(np.uint8), "L")
+    if img.mode == "F":
+        values = np.asarray(img, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        unit = finite.size == 0 or (finite.min() >= 0.0 and finite.max() <= 1.0)
+        report.add("floating-point image(s) read as " + ("0-1 values" if unit else "0-255 values, clipped"), path)
+        values = np.nan_to_num(values * 255.0 if unit else values, nan=0.0)
+        return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
+    return img
 
 
-def decode_images(paths, mode="RGB", image_size=None, desc="images") -> np.ndarray:
+def _read(path, mode, image_size, report: FileReport) -> np.ndarray:
+    """Decode one file to an (H, W) or (H, W, 3) uint8 array, resized if asked; OSError-like failures raise."""
+    with Image.open(path) as img:
+        img = to_8_bits(img, report, path).convert(mode)  # also forces the (lazy) decode
+        if image_size is not None and img.size != (image_size, image_size):
+            img = img.resize((image_size, image_size), _BILINEAR)
+        return np.asarray(img, dtype=np.uint8)
+
+
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def unreadable_error(problems) -> ConfigError:
+    """One error naming every unreadable file: [(path, why)]."""
+    if len(problems) == 1:
+        path, why = problems[0]
+        return ConfigError(f"Could not read image file {path} ({why}); replace or delete that file.")
+    shown = [f"{path} ({why})" for path, why in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        shown.append(f"... and {len(problems) - SHOWN_PROBLEMS} more")
+    return ConfigError(f"Could not read {len(problems)} image files; replace or delete them:\n  " + "\n  ".join(shown))
+
+
+def decode_images(paths, mode="RGB", image_size=None, desc="images", report: FileReport = None) -> np.ndarray:
     """Decode `paths` into one uint8 array of shape (N, H, W, C).
 
     Args:
@@ -69,9 +81,14 @@ def decode_images(paths, mode="RGB", image_size=None, desc="images") -> np.ndarr
         image_size: resize every image to (image_size, image_size) with bilinear
             filtering; None keeps the native size, which must then be the same for all.
         desc: what is being decoded, for the progress log lines.
+        report: collects the conversions worth a word (16-bit images scaled to 8 bits); without one
+            they are logged here, once.
+    Raises ConfigError naming every file that cannot be read, after trying them all.
     """
     if mode not in ("RGB", "L"):
         raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
+    own_report = report is None
+    report = FileReport() if own_report else report
     channels = 3 if mode == "RGB" else 1
     n = len(paths)
     if n == 0:
@@ -80,9 +97,13 @@ def decode_images(paths, mode="RGB", image_size=None, desc="images") -> np.ndarr
     step = math.ceil(n / 10) if n > PROGRESS_THRESHOLD else 0
     if step:
         log.info("Decoding %d %s ...", n, desc)
-    out = None
+    out, problems = None, []
     for i, path in enumerate(paths):
-        pixels = _read(path, mode, image_size)
+        try:
+            pixels = _read(path, mode, image_size, report)
+        except UNREADABLE as err:
+            problems.append((path, brief(err)))
+            continue
         if out is None:
             # Allocate once from the first image: appending then stacking would need twice the memory.
             out = np.empty((n, pixels.shape[0], pixels.shape[1], channels), dtype=np.uint8)
@@ -95,17 +116,22 @@ def decode_images(paths, mode="RGB", image_size=None, desc="images") -> np.ndarr
         out[i] = pixels.reshape(out.shape[1:])
         if step and ((i + 1) % step == 0 or i + 1 == n):
             log.info("Decoded %d/%d %s (%d%%)", i + 1, n, desc, round(100 * (i + 1) / n))
+    if problems:
+        raise unreadable_error(problems)
+    if own_report:
+        report.log(f"decoding {desc}")
     return out
 
 
 def decode_splits(train_paths, train_labels, test_paths, test_labels, class_names, mode="RGB", image_size=None,
-                  desc="images", cache_dir=None):
+                  desc="images", cache_dir=None, report: FileReport = None):
     """Both splits decoded in one call (so a size mismatch between them is caught too) into ImageArrays.
 
     With `cache_dir`, the decoded arrays are stored there on the first call and read back
-    (memory-mapped) on later ones, as long as no file changed (see decode_cache).
+    (memory-mapped) on later ones, as long as no file changed (see decode_cache). `report` holds
+    what listing the files left out; it is logged once, with what decoding converted.
     """
-    from osal.data.sources import decode_cache
+    from osal.data.sources import decode_cache  # it imports this module
     from osal.data.sources.base import ImageArrays
 
     def arrays(train_images, test_images):
@@ -120,12 +146,19 @@ def decode_splits(train_paths, train_labels, test_paths, test_labels, class_name
         cached = decode_cache.read_entry(cache_dir, desc, key)
         if cached is not None:
             log.info("Read %d decoded %s from the cache in %s", len(train_paths) + len(test_paths), desc, cache_dir)
+            if report is not None:
+                report.log(desc)
             return arrays(cached["train"], cached["test"])
-    images = decode_images(list(train_paths) + list(test_paths), mode, image_size, desc)
+    listed = FileReport() if report is None else report
+    converted = FileReport()  # kept apart from what listing skipped: the cache entry remembers it
+    images = decode_images(list(train_paths) + list(test_paths), mode, image_size, desc, converted)
+    notes = converted.lines()
+    listed.merge(converted)
+    listed.log(desc)
     n = len(train_paths)
     result = arrays(images[:n], images[n:])
     if key is not None:
         decode_cache.write_entry(cache_dir, desc, key, {"train": result.train_images, "test": result.test_images},
                                  {"description": desc, "train": n, "test": len(test_paths), "mode": mode,
-                                  "image_size": image_size, "classes": list(class_names)})
+                                  "image_size": image_size, "classes": list(class_names), "notes": notes})
     return result

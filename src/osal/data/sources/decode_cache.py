@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from osal.atomic import staging_folder
+from osal.data.sources.decode import unreadable_error
 from osal.errors import brief
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,19 @@ def cache_key(splits: dict, class_names, mode: str, image_size) -> str:
     digest = hashlib.sha256()
     header = {"version": FORMAT_VERSION, "mode": mode, "image_size": image_size, "classes": list(class_names)}
     digest.update(json.dumps(header, sort_keys=True).encode())
+    problems = []  # files that cannot be read (a link to a missing file): all named in one error
     for split in SPLITS:
         paths, labels = splits[split]
         digest.update(f"\n{split} {len(paths)}\n".encode())
         for path, label in zip(paths, labels):
-            stat = os.stat(path)
+            try:
+                stat = os.stat(path)
+            except OSError as err:
+                problems.append((path, brief(err)))
+                continue
             digest.update(f"{os.path.abspath(path)}\t{stat.st_size}\t{stat.st_mtime_ns}\t{int(label)}\n".encode())
+    if problems:
+        raise unreadable_error(problems)
     return digest.hexdigest()[:24]
 
 
@@ -48,12 +56,20 @@ def _entry_dir(cache_dir, name: str, key: str) -> str:
 
 
 def read_entry(cache_dir, name: str, key: str):
-    """{split: uint8 (N, H, W, C) array, memory-mapped} of a complete entry, or None."""
+    """{split: uint8 (N, H, W, C) array, memory-mapped} of a complete entry, or None.
+
+    The conversions the decode reported (16-bit images scaled, ...) are logged again: they still apply.
+    """
     folder = _entry_dir(cache_dir, name, key)
     if not os.path.isfile(os.path.join(folder, "source.json")):
         return None
     try:
-        return {split: np.load(os.path.join(folder, f"{split}_images.npy"), mmap_mode="r") for split in SPLITS}
+        entry = {split: np.load(os.path.join(folder, f"{split}_images.npy"), mmap_mode="r") for split in SPLITS}
+        with open(os.path.join(folder, "source.json")) as f:
+            notes = json.load(f).get("notes")
+        if notes:
+            log.warning("%s (when they were decoded): %s", name, "; ".join(notes))
+        return entry
     except (OSError, ValueError) as err:
         log.warning("ignoring the unreadable decode cache entry %s (%s); decoding again", folder, brief(err))
         return None

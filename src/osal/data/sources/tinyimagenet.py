@@ -5,7 +5,8 @@ from pathlib import Path
 
 
 from osal.data.sources.base import ImageArrays
-from osal.data.sources.decode import check_image_size, decode_splits, list_images
+from osal.data.sources.decode import check_image_size, decode_splits
+from osal.data.sources.listing import FileReport, ImageLister
 from osal.errors import DataNotFoundError
 
 FOLDER = "tiny-imagenet-200"
@@ -53,8 +54,10 @@ class TinyImageNetSource:
         index = {wnid: i for i, wnid in enumerate(wnids)}
 
         train_paths, train_labels = [], []
+        report = FileReport()
+        lister = ImageLister(report)
         for wnid in wnids:
-            files = list_images(base / "train" / wnid / "images")
+            files = lister.list(base / "train" / wnid / "images", group=wnid)
             if not files:
                 raise self._missing(base / "train" / wnid / "images")
             train_paths += files
@@ -78,9 +81,11 @@ class TinyImageNetSource:
             test_labels.append(index[fields[1]])
         if not test_paths:
             raise self._missing(annotations)
+        lister.refuse_conflicts(base / "train")
 
         return decode_splits(train_paths, train_labels, test_paths, test_labels, self._names(base, wnids), "RGB",
-                             self.image_size, desc="Tiny-ImageNet images", cache_dir=self.cache_dir)
+                             self.image_size, desc="Tiny-ImageNet images", cache_dir=self.cache_dir,
+                             report=report)
 
     @staticmethod
     def _names(base: Path, wnids: list) -> list:

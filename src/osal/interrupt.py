@@ -1,0 +1,33 @@
+"""Ctrl-C as an exception of osal's own, so that a command can say what it kept instead of a traceback.
+
+Lightning catches KeyboardInterrupt inside `fit`, prints its own message and exits with status 1,
+which leaves the command no chance to say where the run stands. While `ctrl_c_interrupts()` is
+active, Ctrl-C raises `Interrupted` instead, which Lightning tears down and passes on unchanged.
+"""
+
+import contextlib
+import signal
+import threading
+
+EXIT_STATUS = 130  # the shell's convention for a command ended by Ctrl-C (128 + SIGINT)
+
+
+class Interrupted(BaseException):
+    """The person pressed Ctrl-C (a BaseException, like KeyboardInterrupt: no `except Exception` swallows it)."""
+
+
+@contextlib.contextmanager
+def ctrl_c_interrupts():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops without ceremony
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
