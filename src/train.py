@@ -6,6 +6,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fresh clone without installing
 
+from osal.interrupt import leave_quietly_on_ctrl_c  # noqa: E402
+
+leave_quietly_on_ctrl_c("interrupted; every completed round of every run is kept: run the same command again to "
+                        "continue")  # while torch loads and Hydra composes, and between the jobs of a multirun
+
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402

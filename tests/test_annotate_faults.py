@@ -216,3 +216,19 @@ def test_init_walks_a_looping_link_once(digits, tmp_path):  # noqa: F811
     created = create_project(tmp_path / "p", images, list(KNOWN), folder / "initial.csv", FAST)
     assert len(created.paths) == 300 and len(set(created.paths)) == 300
     assert np.all([not p.startswith("loop/") for p in created.paths])
+
+
+def test_a_batch_folder_left_by_a_failed_next_is_replaced_only_when_it_holds_nothing_else(project, digits,  # noqa: F811
+                                                                                          tmp_path, capsys):
+    answered(project, digits, tmp_path)
+    leftover = project / "batches" / "batch_02"
+    leftover.mkdir()
+    (leftover / "answers.csv").write_text("stale, from a next that failed before recording batch 2")
+    (leftover / "my_notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["-p", str(project), "next"]) == 2
+    assert "holds my_notes.txt, which osal did not write" in error_line(capsys)
+    assert (leftover / "my_notes.txt").read_text() == "mine" and Project(project).pending is None
+    (leftover / "my_notes.txt").unlink()
+    assert main(["-p", str(project), "next"]) == 0
+    assert (leftover / "answers.csv").read_text().startswith("item,path,suggestion")

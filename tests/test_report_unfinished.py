@@ -65,3 +65,16 @@ def test_the_figures_are_drawn_from_the_finished_runs_only(sweep_with_a_killed_j
     runs = [run for run in find_runs(sweep_with_a_killed_job) if run["finished"]]
     rounds, _, _, n = mean_curves(runs, "recall")[("digits", 0.4)]["lfosa"]
     assert n == 2 and rounds.tolist() == [0, 1, 2]  # the killed run would cut the curve to round 0
+
+
+def test_a_finished_run_continued_to_more_rounds_is_unfinished_until_its_new_end(tmp_path):
+    from conftest import FAST, compose_config
+    from osal.loop.experiment import Experiment
+    from osal.report.collect import is_finished
+    Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"]), tmp_path).run()
+    assert is_finished(tmp_path)
+    longer = Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=1"]), tmp_path)
+    assert longer.finished_summary(last_round=1) is None
+    assert not is_finished(tmp_path)  # while it continues, it counts as unfinished
+    longer.run()
+    assert is_finished(tmp_path)

@@ -7,6 +7,7 @@ active, Ctrl-C raises `Interrupted` instead, which Lightning tears down and pass
 
 import contextlib
 import signal
+import sys
 import threading
 
 EXIT_STATUS = 130  # the shell's convention for a command ended by Ctrl-C (128 + SIGINT)
@@ -31,3 +32,13 @@ def ctrl_c_interrupts():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def leave_quietly_on_ctrl_c(message: str) -> None:
+    """From here until a command installs `ctrl_c_interrupts`: Ctrl-C prints `message` and exits 130, rather
+    than a traceback of whatever was being imported or composed."""
+    def leave(signum, frame):
+        print(message, file=sys.stderr)
+        raise SystemExit(EXIT_STATUS)
+
+    signal.signal(signal.SIGINT, leave)

@@ -191,7 +191,11 @@ class Experiment:
                               "give this run its own hydra.run.dir, or set fresh=true to replace that run")
 
     def finished_summary(self, last_round: int):
-        """The saved summary when the run is complete for the rounds asked now, else None."""
+        """The saved summary when the run is complete for the rounds asked now, else None.
+
+        A summary.json marks a finished run (the report and the sweep tally read it so): when a
+        larger al.rounds continues a finished run, its old summary is removed until the new end.
+        """
         path = os.path.join(self.output_dir, "summary.json")
         if not os.path.exists(path):
             return None
@@ -199,6 +203,7 @@ class Experiment:
             summary = json.load(f)
         if last_round >= int(self.cfg.al.rounds) or summary.get("note"):
             return summary
+        os.remove(path)
         return None
 
     def clear_records(self) -> None:

@@ -1,6 +1,5 @@
 """Find every run under a directory and read its config, its metrics and whether it finished."""
 
-import json
 import os
 
 from omegaconf import OmegaConf
@@ -11,8 +10,9 @@ from osal.loop.records import read_metrics
 def read_run(directory):
     """One run directory (metrics.csv + .hydra/config.yaml) as a dict, or None when it has no rows yet.
 
-    `finished` is true when the run reached its last round (`al.rounds`), or ended early because its pool
-    ran out (summary.json says so); `reached` is the last round it recorded.
+    `finished` is true when the run wrote summary.json, which it does at its end (its last round, or an
+    early end when the pool ran out) and removes when a larger al.rounds continues it; `reached` is the
+    last round it recorded.
     """
     config_path = os.path.join(directory, ".hydra", "config.yaml")
     metrics_path = os.path.join(directory, "metrics.csv")
@@ -22,16 +22,15 @@ def read_run(directory):
     rows = read_metrics(metrics_path)
     if not rows:
         return None
-    rounds, reached = int(cfg.al.rounds), int(rows[-1]["round"])
-    summary_path = os.path.join(directory, "summary.json")
-    ended_early = False
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            summary = json.load(f)
-        ended_early = bool(summary.get("note")) and int(summary.get("rows", -1)) == len(rows)
     return {"dir": directory, "dataset": cfg.dataset.name, "mismatch": float(cfg.mismatch),
-            "strategy": cfg.strategy.name, "seed": int(cfg.seed), "rows": rows, "rounds": rounds,
-            "reached": reached, "finished": reached >= rounds or ended_early}
+            "strategy": cfg.strategy.name, "seed": int(cfg.seed), "rows": rows, "rounds": int(cfg.al.rounds),
+            "reached": int(rows[-1]["round"]), "finished": is_finished(directory)}
+
+
+def is_finished(directory) -> bool:
+    """A run directory whose run reached its end: it holds summary.json (cheap enough for a sweep's tally
+    after every job)."""
+    return os.path.exists(os.path.join(directory, "summary.json"))
 
 
 def find_runs(root) -> list:

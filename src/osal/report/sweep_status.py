@@ -2,7 +2,7 @@
 
 import os
 
-from osal.report.collect import read_run
+from osal.report.collect import is_finished
 
 
 def sweep_status(root) -> dict:
@@ -11,8 +11,7 @@ def sweep_status(root) -> dict:
     finished, unfinished = [], []
     for directory, subdirs, files in sorted(os.walk(root)):
         if os.path.exists(os.path.join(directory, ".hydra", "config.yaml")) and directory != str(root).rstrip("/"):
-            run = read_run(directory)
-            (finished if run is not None and run["finished"] else unfinished).append(directory)
+            (finished if is_finished(directory) else unfinished).append(directory)
             subdirs[:] = []  # a job directory holds no further jobs
     return {"finished": finished, "unfinished": unfinished}
 
