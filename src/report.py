@@ -40,7 +40,7 @@ def check_out(out: str):
                 return f"{report} exists and is not a report this command wrote, so it is not overwritten; give " \
                        "--out another folder"
     try:
-        check_writable(out, "the report into", "give --out a folder you can write to")
+        check_writable(out, "the report folder", "give --out a folder you can write to")
     except OsalError as error:
         return str(error)
     return None

@@ -160,7 +160,7 @@ def test_too_few_classes_say_how_many_are_needed_before_any_image_is_decoded(tmp
 def test_a_mismatch_that_leaves_one_known_class_gives_a_readable_range(tmp_path):
     root = image_folder(tmp_path / "data", classes=tuple("abcdefghij"))
     datamodule = OpenSetDataModule(ImageFolderSource(root), mismatch=0.1, init_percent=50)
-    with pytest.raises(ConfigError, match=r"gives 1 known classes out of 10.*from 0.150 up to 0.950 \(excluded\)"):
+    with pytest.raises(ConfigError, match=r"gives 1 known class\(es\) out of 10.*from 0.150 up to 0.950 \(excluded\)"):
         datamodule.setup()
 
 

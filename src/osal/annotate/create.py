@@ -93,7 +93,8 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
                               ", or give --project a new directory")
     if os.path.exists(directory) and (not os.path.isdir(directory) or os.listdir(directory)):
         raise AnnotationError(f"{directory} exists and is not an empty directory; give --project a new directory")
-    check_writable(os.path.dirname(directory), "the project next to", "give --project a folder you can write to")
+    check_writable(os.path.dirname(directory), "the folder that would hold the project,",
+                   "give --project a folder you can write to")
     image_folder = os.path.abspath(os.path.expanduser(str(image_folder)))
     if not os.path.isdir(image_folder):
         raise AnnotationError(f"image folder {image_folder} does not exist; give --images the folder that holds "

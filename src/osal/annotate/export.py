@@ -34,7 +34,8 @@ def check_destination(project, destination: str) -> None:
         raise AnnotationError(f"cannot export to {shown(destination)}: it is the project folder or holds it, and "
                               "an export replaces its destination; give --to a new folder, e.g. "
                               f"{shown(project.path('export'))}")
-    check_writable(os.path.dirname(destination), "the export next to", "give --to a folder you can write to")
+    check_writable(os.path.dirname(destination), "the folder that receives the export,",
+                   "give --to a folder you can write to")
     if not os.path.lexists(destination):
         return
     if not os.path.isdir(destination):
@@ -192,7 +193,7 @@ def check_predictions_file(project, out) -> None:
         if not earlier:
             raise AnnotationError(f"--out {shown(out)} exists and is not an earlier predictions file, so it is not "
                                   "overwritten; give --out a new file name, or move that file away")
-    check_writable(folder, "the predictions into", "give --out a file in a folder you can write to")
+    check_writable(folder, "the folder of --out", "give --out a file in a folder you can write to")
 
 
 def format_predictions(rows) -> str:

@@ -17,7 +17,7 @@ def num_known_classes(mismatch: float, num_classes: int) -> int:
                           "(two or more known classes and one or more unknown), so add classes to the data")
     k = int(math.floor(mismatch * num_classes + 0.5))  # round half up, not Python's banker's rounding
     if k < 2 or k >= num_classes:
-        raise ConfigError(f"mismatch={mismatch} gives {k} known classes out of {num_classes}; choose a mismatch "
+        raise ConfigError(f"mismatch={mismatch} gives {k} known class(es) out of {num_classes}; choose a mismatch "
                           f"that leaves at least two known classes and one unknown class: from "
                           f"{math.ceil(1500 / num_classes) / 1000:.3f} up to {(num_classes - 0.5) / num_classes:.3f} "
                           f"(excluded) for {num_classes} classes")
