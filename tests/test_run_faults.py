@@ -5,7 +5,9 @@ Each ends in one sentence and a non-zero exit, no traceback, and a run that cont
 """
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +52,7 @@ def test_a_disk_that_fills_mid_run_is_one_sentence_and_the_run_continues_once_th
                             "rounds 0..", "run the same command again to continue")
         kept = load_state(run_dir)[0]
         assert f"rounds 0..{kept}" in line and kept < 3
+        assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp-")]  # nothing half-written
         assert [r["round"] for r in read_metrics(f"{run_dir}/metrics.csv")][:kept + 1] == list(range(kept + 1))
         resize(disk, 4096)
         again = run_train(*RUN, "logger=csv", f"hydra.run.dir={run_dir}")
@@ -87,7 +90,6 @@ def test_ctrl_c_says_what_was_kept_and_the_csv_log_keeps_every_round_after_the_r
 
 def wandb_env(tmp_path, **extra):
     """An environment with no W&B key anywhere (a fresh HOME, no WANDB_* variables) plus `extra`."""
-    import os
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
@@ -102,7 +104,6 @@ def test_wandb_without_an_api_key_says_what_to_do_before_reading_any_data(tmp_pa
 
 
 def test_wandb_with_a_key_but_no_way_to_the_server_does_not_hang(tmp_path):
-    import socket
     with socket.socket() as closed:  # a port nothing listens on: what an unreachable server looks like, at once
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -114,18 +115,14 @@ def test_wandb_with_a_key_but_no_way_to_the_server_does_not_hang(tmp_path):
     print(f"refused after {time.monotonic() - started:.1f} s")
 
 
-def test_a_key_saved_by_wandb_login_counts(tmp_path):
+def test_a_key_saved_by_wandb_login_counts(tmp_path, monkeypatch):
     from osal.loop.run_logger import has_api_key
     netrc = tmp_path / "netrc"
     netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "1" * 40 + "\n")
     netrc.chmod(0o600)
-    import os
-    old = os.environ.get("NETRC")
-    os.environ["NETRC"] = str(netrc)
-    try:
-        assert has_api_key("https://api.wandb.ai") and not has_api_key("https://wandb.example.org")
-    finally:
-        os.environ.pop("NETRC") if old is None else os.environ.__setitem__("NETRC", old)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert has_api_key("https://api.wandb.ai") and not has_api_key("https://wandb.example.org")
 
 
 def test_a_second_command_on_the_same_run_directory_is_refused(tmp_path):
