@@ -26,10 +26,10 @@ class LfOSA(Strategy):
         get known probability `small_class_probability` (0.5, i.e. undecided), so they rank
         below confidently known examples, above confidently unknown ones, and are never dropped;
       * ties: the posterior saturates at exactly 1.0 for most clearly known examples, which
-        would leave the top of the ranking to chance. With `tie_break: mav` (default) equal
-        probabilities are ordered by the MAV's standing in its class's known component,
-        (MAV - mean) / std, the most certain first; `tie_break: random` leaves them to the
-        seeded generator, as the paper's plain sort does.
+        leaves the top of the ranking to chance. `tie_break: random` (default, the paper's
+        plain sort) leaves equal probabilities to the seeded generator; `tie_break: mav` (the
+        `lfosa_mav_ties` variant) orders them by the MAV's standing in its class's known
+        component, (MAV - mean) / std, the most certain first.
 
     Args:
         query_model: "detector" (LfOSA) or "classifier" (the w/o-detector ablation).
@@ -41,7 +41,7 @@ class LfOSA(Strategy):
 
     def __init__(self, query_model: str = "detector", n_components: int = 2, max_iter: int = 10,
                  tol: float = 1e-2, reg_covar: float = 5e-4, small_class_probability: float = 0.5,
-                 tie_break: str = "mav"):
+                 tie_break: str = "random"):
         if query_model not in ("detector", "classifier"):
             raise ConfigError(f"strategy.selector.query_model={query_model!r} must be 'detector' or 'classifier'")
         if int(n_components) < 2:
