@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from osal.data.open_set import initial_labeled_set, num_known_classes
+from osal.data.open_set import check_openness, initial_labeled_set, num_known_classes, openness_subset
 from osal.data.oracle import UNKNOWN, SimulatedOracle
 from osal.errors import ConfigError
 
@@ -49,3 +49,31 @@ def test_an_initial_set_missing_a_known_class_is_a_config_error():
         initial_labeled_set(labels, 4, 5, np.random.default_rng(0))
     chosen = initial_labeled_set(labels, 4, 50, np.random.default_rng(0), stratified=True)
     assert set(labels[chosen].tolist()) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("openness", [0.0, 0.3, 0.8, 0.95])
+def test_openness_keeps_that_fraction_of_unknowns_in_the_pool_and_the_whole_initial_set(openness):
+    labels = np.repeat(np.arange(10), 100)  # K = 2: 200 known, 800 unknown; the data's own openness is 0.8 here
+    initial = np.array([0, 1, 150, 151])
+    keep = openness_subset(labels, 2, initial, openness, np.random.default_rng(0))
+    assert set(initial) <= set(keep.tolist()) and len(set(keep.tolist())) == len(keep)
+    pool = np.setdiff1d(keep, initial)
+    achieved = (labels[pool] >= 2).mean()
+    assert achieved == pytest.approx(openness, abs=0.005)
+    again = openness_subset(labels, 2, initial, openness, np.random.default_rng(0))
+    assert np.array_equal(keep, again)  # seeded
+
+
+@pytest.mark.parametrize("openness", [-0.1, 1.0, "half", True])
+def test_openness_outside_0_1_is_a_config_error(openness):
+    with pytest.raises(ConfigError, match="must lie in \\[0, 1\\)"):
+        check_openness(openness)
+
+
+def test_openness_reaches_the_pool_of_a_real_run(make_config):
+    from osal.build import build
+    cfg = make_config(["openness=0.0", "mismatch=0.4"])
+    datamodule = build(cfg.data)
+    datamodule.setup()
+    answers = datamodule.oracle.answer(datamodule.pool.unlabeled)
+    assert len(answers) > 0 and (answers >= 0).all()  # closed-set: no unknown left to query

@@ -92,3 +92,24 @@ def test_progress_bar_redraws_at_most_every_interval_and_at_epoch_end():
 def test_area_under_curve_is_the_average_height():
     assert area_under_curve(np.array([0, 1, 2]), np.array([0.0, 1.0, 1.0])) == pytest.approx(0.75)
     assert area_under_curve(np.array([3]), np.array([0.4])) == pytest.approx(0.4)
+
+
+def test_runs_that_differ_in_another_setting_get_rows_of_their_own(tmp_path):
+    result = multirun(tmp_path / "sweep", "openness=0.0,0.5", "seed=1,2", "al.rounds=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = subprocess.run([sys.executable, "src/report.py", str(tmp_path / "sweep"), "--no-figures"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "| dataset | mismatch | setting | strategy | finished runs |" in report.stdout
+    for openness in ("0.0", "0.5"):
+        assert f"| digits | 0.4 | openness={openness} | lfosa | 2 |" in report.stdout
+
+
+@pytest.mark.parametrize("experiment, knob, values", [("paper_openness", "openness", "0.0,0.1,0.2,0.3,0.4,0.5,0.6,"
+                                                       "0.7,0.8,0.9"),
+                                                      ("paper_batch_size", "al.query_size", "500,1000,1500,2000,2500")])
+def test_the_papers_figure_7_and_8_grids_are_named_experiments(experiment, knob, values):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert params.dataset == "cifar100" and str(params.mismatch) == "0.2" and params[knob] == values

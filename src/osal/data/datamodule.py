@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from osal.data.batch_augment import BatchAugment
 from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset, IndexedTargets, keep_batch
-from osal.data.open_set import initial_labeled_set, num_known_classes
+from osal.data.open_set import initial_labeled_set, num_known_classes, openness_subset
 from osal.data.oracle import UNKNOWN, SimulatedOracle
 from osal.data.pool import PoolState
 from osal.data.transforms import test_transform, train_transform
@@ -33,14 +33,18 @@ class OpenSetDataModule(L.LightningDataModule):
             the device (the image tensor moves to the GPU once); "per_sample" runs torchvision
             transforms per image in the loader (and its worker processes), the textbook data path.
         seed: seeds the initial labeled set and the loaders' shuffling.
+        openness: None keeps the training split as it is; a value in [0, 1) keeps a seeded subset of it
+            so that that fraction of the unlabeled pool is unknown (see `openness_subset`).
     """
 
     PIPELINES = ("batched", "per_sample")
 
     def __init__(self, source, mismatch: float, init_percent: float, init_stratified: bool = False,
                  mean=None, std=None, augment=None, batch_size: int = 128, inference_batch_size: int = 1024,
-                 num_workers: int = 0, pin_memory: bool = False, pipeline: str = "batched", seed: int = 0):
+                 num_workers: int = 0, pin_memory: bool = False, pipeline: str = "batched", seed: int = 0,
+                 openness=None):
         super().__init__()
+        self.openness = openness
         self.source = source
         self.mismatch = mismatch
         self.init_percent = init_percent
@@ -77,13 +81,23 @@ class OpenSetDataModule(L.LightningDataModule):
         self.class_names = arrays.class_names
         self.num_known = num_known_classes(self.mismatch, arrays.num_classes)
         self.image_size, self.channels = arrays.image_shape[0], arrays.image_shape[2]
+        train_images, train_labels = arrays.train_images, arrays.train_labels
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0]))
+        initial = initial_labeled_set(train_labels, self.num_known, self.init_percent, rng, self.init_stratified)
+        if self.openness is not None:
+            keep = openness_subset(train_labels, self.num_known, initial, self.openness,
+                                   np.random.default_rng(np.random.SeedSequence([self.seed, 3])))
+            train_images, train_labels, initial = train_images[keep], train_labels[keep], np.searchsorted(keep, initial)
+            unknown = int((train_labels >= self.num_known).sum())
+            log.info("openness %s: %d of the %d unlabeled examples are unknown (%d of %d training examples kept)",
+                     self.openness, unknown, len(keep) - len(initial), len(keep), len(arrays.train_labels))
         # NHWC -> NCHW in a writable copy (a cached source hands over read-only memory maps)
-        self.train_images = torch.from_numpy(np.asarray(arrays.train_images).transpose(0, 3, 1, 2).copy())
+        self.train_images = torch.from_numpy(np.asarray(train_images).transpose(0, 3, 1, 2).copy())
         self.test_images = torch.from_numpy(np.asarray(arrays.test_images).transpose(0, 3, 1, 2).copy())
         self.test_labels = arrays.test_labels
-        self.oracle = SimulatedOracle(arrays.train_labels, self.num_known)
+        self.oracle = SimulatedOracle(train_labels, self.num_known)
         if self.mean is None or self.std is None:
-            self.mean, self.std = channel_stats(arrays.train_images)
+            self.mean, self.std = channel_stats(train_images)
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ConfigError(f"dataset.mean/std have {len(self.mean)}/{len(self.std)} values but the images have "
                               f"{self.channels} channel(s); give one value per channel or null to compute them")
@@ -96,13 +110,10 @@ class OpenSetDataModule(L.LightningDataModule):
                               f"accuracy could not cover them; add test images of every known class (the first "
                               f"{self.num_known} in class order)")
 
-        self.pool = PoolState(len(arrays.train_labels))
+        self.pool = PoolState(len(train_labels))
         self.answers = np.full(len(self.pool), NOT_ASKED, dtype=np.int64)
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0]))
-        initial = initial_labeled_set(arrays.train_labels, self.num_known, self.init_percent, rng,
-                                      self.init_stratified)
         self.annotate(initial, round_index=0)
-        self.n_known_total = int((arrays.train_labels < self.num_known).sum())
+        self.n_known_total = int((train_labels < self.num_known).sum())
         self.n_known_initial_pool = self.n_known_total - len(initial)
         log.info("%d classes (%d known), %d training / %d known-class test examples, %d labeled at start",
                  arrays.num_classes, self.num_known, len(self.pool), len(self.known_test), len(initial))

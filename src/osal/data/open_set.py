@@ -52,3 +52,36 @@ def initial_labeled_set(labels: np.ndarray, num_known: int, percent: float, rng:
                           f"({len(missing)} known class(es) empty); raise al.init_percent or set "
                           "al.init_stratified=true")
     return chosen
+
+
+def check_openness(openness) -> None:
+    """None, or a number in [0, 1); anything else is a ConfigError."""
+    if openness is not None and (isinstance(openness, bool) or not isinstance(openness, (int, float))
+                                 or not 0.0 <= float(openness) < 1.0):
+        raise ConfigError(f"openness={openness!r} must lie in [0, 1): the fraction of the unlabeled pool that is "
+                          "unknown (0 = closed-set); use e.g. openness=0.5, or null for the data as it is")
+
+
+def openness_subset(labels: np.ndarray, num_known: int, initial: np.ndarray, openness: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Sorted global indices of the training examples kept so that a fraction `openness` of the unlabeled pool
+    is unknown (the paper's Fig. 7: 0 is closed-set).
+
+    The initial labeled set is always kept. Below the data's own fraction, a seeded random subset of the
+    unknown examples is kept (every unknown class may stay, with fewer examples); above it, every unknown
+    example stays and a seeded subset of the known pool examples is kept.
+    """
+    check_openness(openness)
+    labels = np.asarray(labels)
+    unknown = np.flatnonzero(labels >= num_known)
+    known_pool = np.setdiff1d(np.flatnonzero(labels < num_known), initial)
+    natural = len(unknown) / max(len(unknown) + len(known_pool), 1)
+    if openness <= natural:
+        keep_unknown = int(round(openness * len(known_pool) / (1.0 - openness)))
+        unknown = rng.choice(unknown, size=min(keep_unknown, len(unknown)), replace=False)
+    else:
+        keep_known = int(round(len(unknown) * (1.0 - openness) / openness))
+        known_pool = rng.choice(known_pool, size=min(keep_known, len(known_pool)), replace=False)
+    if len(unknown) + len(known_pool) == 0:
+        raise ConfigError(f"openness={openness} leaves no unlabeled example; choose another openness")
+    return np.sort(np.concatenate([np.asarray(initial), known_pool, unknown]).astype(np.int64))

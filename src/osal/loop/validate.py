@@ -1,6 +1,6 @@
 """Checks of the run's knobs before any data is read or any model trained."""
 
-from osal.data.open_set import num_known_classes
+from osal.data.open_set import check_openness, num_known_classes
 from osal.errors import ConfigError
 
 
@@ -12,6 +12,7 @@ def validate_config(cfg) -> None:
                           "that are known); use e.g. mismatch=0.2")
     if cfg.dataset.get("num_classes"):
         num_known_classes(cfg.mismatch, int(cfg.dataset.num_classes))
+    check_openness(cfg.get("openness"))
     al = cfg.al
     if int(al.rounds) < 1:
         raise ConfigError(f"al.rounds={al.rounds} must be at least 1 (the number of queries)")

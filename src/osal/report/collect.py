@@ -34,11 +34,36 @@ def is_finished(directory) -> bool:
 
 
 def find_runs(root) -> list:
-    """Every run directory below `root` that holds metrics.csv and .hydra/config.yaml, finished or not."""
+    """Every run directory below `root` that holds metrics.csv and .hydra/config.yaml, finished or not.
+
+    Each run's `variant` names the command-line settings that tell it apart from the other runs found
+    besides dataset, mismatch, strategy and seed (e.g. "openness=0.3" in the openness grid), so that runs
+    of different settings are never averaged together.
+    """
     runs = []
     for directory, _, files in sorted(os.walk(root)):
         if "metrics.csv" in files:
             run = read_run(directory)
             if run is not None:
                 runs.append(run)
+    overrides = [command_line(run["dir"]) for run in runs]
+    varying = sorted({key for o in overrides for key in o if key not in SET_APART
+                      and len({str(other.get(key)) for other in overrides}) > 1})
+    for run, given in zip(runs, overrides):
+        run["variant"] = " ".join(f"{key}={given[key]}" for key in varying if key in given)
     return runs
+
+
+# told apart by their own columns, or not changing what a run computes
+SET_APART = {"dataset", "mismatch", "strategy", "seed", "data_dir", "cache_dir", "logger", "fresh",
+             "trainer.enable_progress_bar", "data.num_workers", "data.pin_memory", "data.inference_batch_size"}
+
+
+def command_line(directory) -> dict:
+    """{key: value} of the overrides the run was started with (.hydra/overrides.yaml), hydra.* left out."""
+    path = os.path.join(directory, ".hydra", "overrides.yaml")
+    if not os.path.exists(path):
+        return {}
+    pairs = [str(item).split("=", 1) for item in OmegaConf.load(path)]
+    return {key.lstrip("+~"): value for key, value in (p for p in pairs if len(p) == 2)
+            if not key.lstrip("+~").startswith("hydra")}

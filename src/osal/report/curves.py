@@ -17,7 +17,8 @@ def mean_curves(runs: list, metric: str) -> dict:
     """{(dataset, mismatch): {strategy: (rounds, mean, std, n_seeds)}} over the rounds all seeds share."""
     grouped = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        grouped[(run["dataset"], run["mismatch"])][run["strategy"]].append(curve(run, metric))
+        line = f"{run['strategy']} ({run['variant']})" if run.get("variant") else run["strategy"]
+        grouped[(run["dataset"], run["mismatch"])][line].append(curve(run, metric))
     result = {}
     for panel, strategies in grouped.items():
         result[panel] = {}

@@ -31,10 +31,11 @@ def summarise(runs: list) -> list:
     groups = defaultdict(list)
     for run in runs:
         if run["finished"]:
-            groups[(run["dataset"], run["mismatch"], run["strategy"])].append(final_values(run))
+            groups[(run["dataset"], run["mismatch"], run.get("variant", ""), run["strategy"])].append(final_values(run))
     table = []
-    for (dataset, mismatch, strategy), values in sorted(groups.items()):
-        row = {"dataset": dataset, "mismatch": mismatch, "strategy": strategy, "runs": len(values)}
+    for (dataset, mismatch, variant, strategy), values in sorted(groups.items()):
+        row = {"dataset": dataset, "mismatch": mismatch, "variant": variant, "strategy": strategy,
+               "runs": len(values)}
         for key in COLUMNS:
             column = np.array([v[key] for v in values], dtype=float)
             row[key] = (float(np.mean(column)), float(np.std(column)))
@@ -45,15 +46,19 @@ def summarise(runs: list) -> list:
 def unfinished(runs: list) -> list:
     """The runs left out of the table, each at the round it reached."""
     return sorted((r for r in runs if not r["finished"]),
-                  key=lambda r: (r["dataset"], r["mismatch"], r["strategy"], r["seed"]))
+                  key=lambda r: (r["dataset"], r["mismatch"], r.get("variant", ""), r["strategy"], r["seed"]))
 
 
 def markdown(table: list) -> str:
-    lines = ["| dataset | mismatch | strategy | finished runs | " + " | ".join(COLUMNS.values()) + " |",
-             "|---|---|---|---|" + "---|" * len(COLUMNS)]
+    """The table; a `setting` column only when runs differ in more than dataset, mismatch and strategy."""
+    settings = any(row["variant"] for row in table)
+    lines = ["| dataset | mismatch | " + ("setting | " if settings else "") + "strategy | finished runs | "
+             + " | ".join(COLUMNS.values()) + " |",
+             "|---|---|" + ("---|" if settings else "") + "---|---|" + "---|" * len(COLUMNS)]
     for row in table:
         cells = [f"{row[k][0]:.3f} ± {row[k][1]:.3f}" for k in COLUMNS]
-        lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {row['strategy']} | {row['runs']} | "
+        setting = f"{row['variant']} | " if settings else ""
+        lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {setting}{row['strategy']} | {row['runs']} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -67,7 +72,8 @@ def markdown_unfinished(runs: list) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         last = run["rows"][-1]
-        lines.append(f"| {run['dataset']} | {run['mismatch']:g} | {run['strategy']} | {run['seed']} | "
+        strategy = f"{run['strategy']} ({run['variant']})" if run.get("variant") else run["strategy"]
+        lines.append(f"| {run['dataset']} | {run['mismatch']:g} | {strategy} | {run['seed']} | "
                      f"{run['reached']} of {run['rounds']} | {_number(last['recall'])} | "
                      f"{_number(last['test_accuracy'])} | {run['dir']} |")
     return "\n".join(lines)
