@@ -140,3 +140,32 @@ def test_pool_property_any_annotation_sequence_keeps_the_invariants(size, batche
         copy = PoolState(size)
         copy.load_state_dict(pool.state_dict())
         assert np.array_equal(copy.state, pool.state) and np.array_equal(copy.query_round, pool.query_round)
+
+
+def test_a_deadline_stops_the_run_at_a_round_boundary_and_the_same_command_continues_it(tmp_path):
+    import time as clock
+    base = FAST + ["mismatch=0.4", "al.rounds=3", "trainer.max_epochs=2"]
+    reference = Experiment(compose_config(base), tmp_path / "reference").run()
+    # round 0 has nothing to estimate from and runs; round 1 would need seconds, and none are left
+    stopped = Experiment(compose_config(base + [f"deadline={clock.time():.3f}"]), tmp_path / "run").run()
+    assert "deadline: round 1 would need about" in stopped["stopped"]
+    assert [r["round"] for r in read_metrics(tmp_path / "run" / "metrics.csv")] == [0]
+    assert load_state(tmp_path / "run")[0] == 0 and not (tmp_path / "run" / "summary.json").exists()
+    later = compose_config(base + [f"deadline={clock.time() + 3600:.3f}"])  # another window: a later deadline
+    finished = Experiment(later, tmp_path / "run").run()
+    assert "stopped" not in finished and (tmp_path / "run" / "summary.json").exists()
+    assert without_timing(read_metrics(tmp_path / "run" / "metrics.csv")) == \
+        without_timing(read_metrics(tmp_path / "reference" / "metrics.csv"))
+    assert reference["rows"] == finished["rows"] == 4
+
+
+def test_the_next_round_estimate_grows_with_the_examples_it_trains_on():
+    from osal.loop.round_estimate import MARGIN, next_round_seconds, predicted_rounds
+    rows = [{"round": 0, "n_labeled": 100, "n_invalid": 0, "fit_seconds": 1.0, "query_seconds": 0.0},
+            {"round": 1, "n_labeled": 150, "n_invalid": 50, "fit_seconds": 2.5, "query_seconds": 0.0}]
+    # rounds done trained 10 x 100 + 10 x (150 + 100) = 3500 example-epochs in 3.5 s: 1 ms each
+    work = predicted_rounds(rows, 3, 100, 10, with_detector=True)
+    assert work == [10 * (200 + 200), 10 * (250 + 300)]  # classifier + detector examples; half of a query known
+    assert next_round_seconds(rows, 3, 100, 10, True) == pytest.approx(4.0 * MARGIN)
+    assert next_round_seconds(rows[:1], 3, 100, 10, True) is not None
+    assert next_round_seconds(rows, 1, 100, 10, True) is None  # nothing left to run

@@ -24,6 +24,7 @@ from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.loop.query_callback import QueryCallback
 from osal.loop.run_logger import check_logger_can_start, close_logger, log_row, open_logger
 from osal.loop.records import MetricsTable, table_header, table_line, write_json
+from osal.loop.round_estimate import next_round_seconds
 from osal.loop.run_files import foreign_records, record_kind
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 
@@ -134,9 +135,13 @@ class Experiment:
         for row in table.rows:  # a resumed run's logger starts afresh: give it the rounds done before
             log_row(logger, row)
         started = time.perf_counter()
-        note = None
+        note = stopped = None
         try:
             for r in range(first_round, rounds + 1):
+                stopped = self.too_late_for(r, table.rows, strategy)
+                if stopped:
+                    log.info(stopped)
+                    break
                 fit_seconds = 0.0
                 if r > 0 and r not in queries:
                     if len(datamodule.pool.unlabeled) == 0:
@@ -173,14 +178,33 @@ class Experiment:
                    "rounds": rounds,
                    # this invocation's time reading the data and building the pool, then running its rounds
                    "setup_seconds": started - run_started, "loop_seconds": time.perf_counter() - started}
+        if stopped:  # unfinished: no summary.json, and the same command continues it
+            return {**summary, "stopped": stopped}
         write_json(os.path.join(self.output_dir, "summary.json"), summary)
         return summary
+
+    def too_late_for(self, round_index: int, rows: list, strategy):
+        """With a `deadline` (Unix time), why round `round_index` would not end before it, or None.
+
+        The estimate comes from this run's earlier rounds (osal.loop.round_estimate); a run with none
+        timed yet starts its round.
+        """
+        deadline = self.cfg.get("deadline")
+        if deadline is None or not rows:
+            return None
+        needed = next_round_seconds(rows, int(self.cfg.al.rounds), int(self.cfg.al.query_size),
+                                    int(self.cfg.trainer.max_epochs), strategy.query_model == "detector")
+        left = float(deadline) - time.time()
+        if needed is None or needed <= left:
+            return None
+        return (f"deadline: round {round_index} would need about {needed:.0f} s and {max(left, 0):.0f} s are left; "
+                f"stopped after round {round_index - 1}, the same command continues it")
 
     # -- resuming ----------------------------------------------------------------------
     # knobs that change how a run is watched or fed, not what it computes: they may differ on resume
     RESUME_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
                       "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
-                      "dataset.source.download", "cache_dir", "dataset.source.cache_dir")
+                      "dataset.source.download", "cache_dir", "dataset.source.cache_dir", "deadline")
 
     def check_same_run(self, saved: dict, current: dict) -> None:
         diffs = [d for d in config_differences(saved, current)

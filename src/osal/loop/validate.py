@@ -13,6 +13,10 @@ def validate_config(cfg) -> None:
     if cfg.dataset.get("num_classes"):
         num_known_classes(cfg.mismatch, int(cfg.dataset.num_classes))
     check_openness(cfg.get("openness"))
+    deadline = cfg.get("deadline")
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))):
+        raise ConfigError(f"deadline={deadline!r} must be a Unix time in seconds (e.g. the output of `date +%s` "
+                          "plus the seconds left), or null for no deadline")
     al = cfg.al
     if int(al.rounds) < 1:
         raise ConfigError(f"al.rounds={al.rounds} must be at least 1 (the number of queries)")
