@@ -86,7 +86,7 @@ class PoolState:
 
     def save(self, path) -> None:
         """Written atomically: an interrupted save leaves the previous file (or none), never half of one."""
-        atomic_write(path, lambda f: np.savez(f, **self.state_dict()))
+        atomic_write(path, lambda f: np.savez_compressed(f, **self.state_dict()))
 
     @classmethod
     def load(cls, path) -> "PoolState":

@@ -20,7 +20,7 @@ def save_state(output_dir, round_index: int, datamodule, query_rng: np.random.Ge
     meta = {"round": int(round_index), "rng": query_rng.bit_generator.state,
             "queries": {str(k): v for k, v in queries.items()}, "config": config}
     atomic_write(os.path.join(output_dir, STATE_FILE),
-                 lambda f: np.savez(f, **datamodule.state_dict(), meta=np.array(json.dumps(meta))))
+                 lambda f: np.savez_compressed(f, **datamodule.state_dict(), meta=np.array(json.dumps(meta))))
 
 
 def load_state(output_dir):
@@ -47,3 +47,15 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list:
         elif a != b:
             diffs.append(name)
     return diffs
+
+
+# knobs that change how a run is watched, fed or paced, not what it computes: they may differ on resume
+RESUME_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
+                  "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
+                  "dataset.source.download", "cache_dir", "dataset.source.cache_dir", "deadline")
+
+
+def differences_that_matter(saved: dict, current: dict) -> list:
+    """The dotted keys in which two resolved configs differ, RESUME_NEUTRAL knobs left out."""
+    return [d for d in config_differences(saved, current)
+            if not any(d == k or d.startswith(k + ".") for k in RESUME_NEUTRAL)]

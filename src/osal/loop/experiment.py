@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from osal.errors import ConfigError
 from osal.folders import check_writable, exclusive_use
 from osal.loop import roles, selection_metrics as sm
-from osal.loop.checkpoint import config_differences, load_state, save_state
+from osal.loop.checkpoint import differences_that_matter, load_state, save_state
 from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.loop.query_callback import QueryCallback
 from osal.loop.run_logger import check_logger_can_start, close_logger, log_row, open_logger
@@ -201,14 +201,8 @@ class Experiment:
                 f"stopped after round {round_index - 1}, the same command continues it")
 
     # -- resuming ----------------------------------------------------------------------
-    # knobs that change how a run is watched or fed, not what it computes: they may differ on resume
-    RESUME_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
-                      "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
-                      "dataset.source.download", "cache_dir", "dataset.source.cache_dir", "deadline")
-
     def check_same_run(self, saved: dict, current: dict) -> None:
-        diffs = [d for d in config_differences(saved, current)
-                 if not any(d == k or d.startswith(k + ".") for k in self.RESUME_NEUTRAL)]
+        diffs = differences_that_matter(saved, current)
         if diffs:
             shown = ", ".join(diffs[:5]) + (", ..." if len(diffs) > 5 else "")
             raise ConfigError(f"{self.output_dir} holds a run with a different config (differs in {shown}); "

@@ -1,0 +1,77 @@
+"""A campaign's runs, in priority order, from a Hydra experiment config.
+
+An experiment lists its runs as `campaign.stages`: each stage is a sweep (`key: "a,b,c"` or a single
+value), expanded in the order its keys are written; stages run in the order listed, so the runs that
+matter most come first. An experiment without stages is one stage, its `hydra.sweeper.params`.
+"""
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from osal.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+
+@dataclass
+class Run:
+    """One run of a campaign: its directory name and the overrides that make it."""
+    name: str
+    overrides: list = field(default_factory=list)
+
+
+def compose_experiment(overrides, with_hydra: bool = True):
+    """conf/train.yaml with `overrides` (which name the experiment), with Hydra's own config or without."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("train", overrides=list(overrides), return_hydra_config=with_hydra)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"the campaign's overrides {' '.join(overrides)} do not compose "
+                          f"({str(error).splitlines()[0]}); name an experiment of conf/experiment/, e.g. "
+                          "experiment=reproduce_cifar10") from None
+
+
+def stages(cfg) -> list:
+    """[{key: [values]}] of the experiment, in order."""
+    listed = OmegaConf.select(cfg, "campaign.stages")
+    if listed is None:
+        params = OmegaConf.select(cfg, "hydra.sweeper.params")
+        if not params:
+            raise ConfigError("the experiment defines neither campaign.stages nor hydra.sweeper.params: a campaign "
+                              "needs runs; add campaign.stages to the experiment (see conf/experiment/"
+                              "reproduce_cifar10.yaml)")
+        listed = [params]
+    def values(given) -> list:
+        return [str(v) for v in given] if isinstance(given, list) else [v.strip() for v in str(given).split(",")]
+
+    return [{str(k): values(v) for k, v in stage.items()} for stage in OmegaConf.to_container(listed, resolve=True)]
+
+
+def run_name(pairs) -> str:
+    """A directory name from (key, value) pairs: dataset_mismatch0.2_strategy_seed1[_key=value...]."""
+    given = dict(pairs)
+    parts = [given.pop("dataset", "data"), f"mismatch{given.pop('mismatch', '')}", given.pop("strategy", "lfosa"),
+             f"seed{given.pop('seed', '1')}"]
+    parts += [f"{key}={value}" for key, value in given.items()]
+    return re.sub(r"[^A-Za-z0-9_.=,+-]", "-", "_".join(parts))
+
+
+def expand(cfg) -> list:
+    """Every run of the experiment once, stage by stage."""
+    runs, seen = [], set()
+    for stage in stages(cfg):
+        keys = list(stage)
+        for values in itertools.product(*(stage[k] for k in keys)):
+            pairs = list(zip(keys, values))
+            name = run_name(pairs)
+            if name not in seen:
+                seen.add(name)
+                runs.append(Run(name, [f"{k}={v}" for k, v in pairs]))
+    return runs

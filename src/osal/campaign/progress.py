@@ -1,0 +1,94 @@
+"""Where each run of a campaign stands, how fast it trains, and how many GPU minutes the rest needs."""
+
+import os
+import statistics
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from osal.loop.records import read_metrics
+from osal.loop.round_estimate import example_epochs, predicted_rounds, seconds_per_example_epoch
+
+RUNS = "runs"  # the folder of a campaign that holds its run directories
+
+
+@dataclass
+class Progress:
+    name: str
+    rounds_done: int  # completed rounds, round 0 included (0 = not started)
+    rounds_total: int  # al.rounds + 1
+    finished: bool
+    rate: float  # training example-epochs ("images") per second; None before any round
+    work_done: float  # example-epochs trained so far
+    work_left: float  # example-epochs of the rounds still to run; None before any round
+    seconds_left: float  # for the rounds still to run; None if unknown
+    next_round_seconds: float  # None if unknown
+
+
+def run_dir(campaign_dir, name: str) -> str:
+    return os.path.join(str(campaign_dir), RUNS, name)
+
+
+def protocol(cfg) -> dict:
+    """What the estimates need of a run's config."""
+    return {"rounds": int(cfg.al.rounds), "query_size": int(cfg.al.query_size), "epochs": int(cfg.trainer.max_epochs),
+            "with_detector": bool(cfg.strategy.get("detector")), "dataset": str(cfg.dataset.name),
+            "like": (str(cfg.dataset.name), float(cfg.mismatch), float(cfg.al.init_percent), int(cfg.al.rounds),
+                     int(cfg.al.query_size), int(cfg.trainer.max_epochs), bool(cfg.strategy.get("detector")))}
+
+
+def read_progress(campaign_dir, name: str, cfg) -> Progress:
+    """One run's progress from its directory (missing: not started) and its composed config."""
+    p = protocol(cfg)
+    directory = run_dir(campaign_dir, name)
+    metrics = os.path.join(directory, "metrics.csv")
+    rows = read_metrics(metrics) if os.path.exists(metrics) else []
+    finished = os.path.exists(os.path.join(directory, "summary.json"))
+    if not rows:
+        return Progress(name, 0, p["rounds"] + 1, finished, None, 0.0, None, None, None)
+    per_example_epoch = seconds_per_example_epoch(rows, p["epochs"], p["with_detector"])
+    done = sum(example_epochs(row, rows[i - 1] if i else None, p["epochs"], p["with_detector"])
+               for i, row in enumerate(rows))
+    left = [] if finished else predicted_rounds(rows, p["rounds"], p["query_size"], p["epochs"], p["with_detector"])
+    if per_example_epoch is None:
+        return Progress(name, len(rows), p["rounds"] + 1, finished, None, done, sum(left), None, None)
+    return Progress(name, len(rows), p["rounds"] + 1, finished, 1.0 / per_example_epoch, done, sum(left),
+                    per_example_epoch * sum(left), per_example_epoch * left[0] if left else None)
+
+
+def fill_unknown(progress: list, protocols: list) -> None:
+    """Runs not started yet take their work from a started run of the same protocol (dataset, mismatch,
+    initial set, rounds, batch, epochs, detector or not) and their rate from the median of the runs of
+    their dataset."""
+    rates, work = {}, {}
+    for pr, p in zip(progress, protocols):
+        if pr.rate:
+            rates.setdefault(p["dataset"], []).append(pr.rate)
+            work.setdefault(p["like"], pr.work_done + (pr.work_left or 0.0))
+    for pr, p in zip(progress, protocols):
+        if pr.rounds_done == 0 and not pr.finished and p["like"] in work and rates.get(p["dataset"]):
+            pr.seconds_left = work[p["like"]] / statistics.median(rates[p["dataset"]])
+
+
+def format_table(progress: list, slots: int, device: str) -> str:
+    """The status table: each run, rounds done / total, images/s, minutes left; then the campaign's rest in GPU
+    minutes with `slots` runs at a time."""
+    lines = [f"{'run':<48} {'rounds':>7} {'state':>9} {'images/s':>9} {'min left':>9}"]
+    for pr in progress:
+        state = "finished" if pr.finished else ("waiting" if pr.rounds_done == 0 else "partway")
+        rate = "-" if pr.rate is None else f"{pr.rate:,.0f}"
+        left = "0" if pr.finished else ("?" if pr.seconds_left is None else f"{pr.seconds_left / 60:.1f}")
+        lines.append(f"{pr.name[:48]:<48} {pr.rounds_done:>3}/{pr.rounds_total:<3} {state:>9} {rate:>9} {left:>9}")
+    known = [pr.seconds_left for pr in progress if not pr.finished and pr.seconds_left is not None]
+    unknown = sum(1 for pr in progress if not pr.finished and pr.seconds_left is None)
+    done = sum(pr.finished for pr in progress)
+    rest = sum(known) / 60 / max(slots, 1)
+    lines.append(f"{done} of {len(progress)} runs finished; the rest needs about {rest:.0f} GPU minutes on {device} "
+                 f"with {slots} run(s) at a time" + (f", plus {unknown} run(s) not timed yet" if unknown else ""))
+    return "\n".join(lines)
+
+
+def load_config(directory):
+    """A run directory's resolved config (.hydra/config.yaml), or None."""
+    path = os.path.join(directory, ".hydra", "config.yaml")
+    return OmegaConf.load(path) if os.path.exists(path) else None

@@ -1,0 +1,126 @@
+"""The campaign runner on the CPU: the grid in priority order, the packing of runs on slots, the deadline,
+continuation from a committed directory, and refusal of a directory that holds another grid."""
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, run_train
+from osal.campaign.campaign import Campaign
+from osal.campaign.grid import compose_experiment, expand
+from osal.campaign.progress import format_table, run_dir
+from osal.campaign.scheduler import Scheduler
+from osal.errors import ConfigError
+from osal.loop.checkpoint import load_state
+from osal.loop.records import read_metrics
+
+GRID = ["experiment=campaign_demo"]
+TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}
+
+
+def campaign_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "src/campaign.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def without_timing(rows):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def test_stages_expand_in_priority_order_with_one_name_per_run():
+    runs = expand(compose_experiment(GRID))
+    assert [r.name for r in runs] == ["digits_mismatch0.4_lfosa_seed1", "digits_mismatch0.4_random_seed1",
+                                      "digits_mismatch0.4_lfosa_seed2", "digits_mismatch0.4_random_seed2"]
+    assert runs[1].overrides == ["dataset=digits", "mismatch=0.4", "strategy=random", "seed=1"]
+
+
+def test_the_reproduction_grid_puts_cifar10_lfosa_and_random_seed_1_first():
+    runs = expand(compose_experiment(["experiment=reproduce_cifar10"]))
+    first = [r.name for r in runs[:6]]
+    assert first == [f"cifar10_mismatch{m}_{s}_seed1" for m in ("0.2", "0.3", "0.4") for s in ("lfosa", "random")]
+    assert runs[6].name == "cifar10_mismatch0.3_lfosa_seed1_al.init_percent=6"
+    assert len({r.name for r in runs}) == len(runs)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo grid run to its end on two CPU slots, in-process, each start and end recorded."""
+    campaign = Campaign(tmp_path_factory.mktemp("campaign") / "c", GRID)
+    campaign.save()
+    events = []
+    scheduler = Scheduler(campaign.directory, campaign.runs, campaign.configs, campaign.overrides, [None, None],
+                          window_seconds=600, reserve_seconds=20, startup_seconds=2,
+                          say=lambda text: events.append((time.time(), text)))
+    return campaign, events, scheduler.run()
+
+
+def test_the_packing_scheduler_keeps_every_slot_busy_and_never_more(demo):
+    campaign, events, outcomes = demo
+    assert {name: what for name, (_, _, what) in outcomes.items()} == {r.name: "finished" for r in campaign.runs}
+    running, most = 0, 0
+    for _, text in sorted(events):
+        running += 1 if text.startswith("start ") else (-1 if text.startswith("finished") else 0)
+        most = max(most, running)
+    assert most == 2  # two slots: two runs at once, never three
+    assert [text.split()[1] for _, text in events if text.startswith("start ")] == [r.name for r in campaign.runs]
+
+
+def test_a_window_ends_at_round_boundaries_and_a_committed_copy_continues_to_the_uninterrupted_result(tmp_path):
+    slow = GRID + ["trainer.max_epochs=40"]  # rounds of a second or more on two busy cores
+    first = campaign_cli("run", str(tmp_path / "c"), *slow, "--seconds", "30", "--reserve", "12", "--startup", "3",
+                         "--gpus", "none", "--per-gpu", "2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "stopped at the deadline" in first.stdout or "interrupted at the end of the window" in first.stdout
+    states = {r: load_state(run_dir(tmp_path / "c", r)) for r in ("digits_mismatch0.4_lfosa_seed1",)}
+    kept = states["digits_mismatch0.4_lfosa_seed1"][0]
+    assert kept < 3, "the first run finished within the window: the test needs slower rounds"
+    assert [r["round"] for r in read_metrics(run_dir(tmp_path / "c", "digits_mismatch0.4_lfosa_seed1") +
+                                             "/metrics.csv")] == list(range(kept + 1))
+
+    # what the next window finds: the directory as committed and cloned elsewhere (git leaves the lock file out)
+    repo = tmp_path / "repo"
+    shutil.copytree(tmp_path / "c", repo / "campaign")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "w1"],
+                   check=True)
+    subprocess.run(["git", "clone", "-q", str(repo), str(tmp_path / "clone")], check=True)
+    assert not list((tmp_path / "clone" / "campaign").rglob(".osal.lock"))
+    second = campaign_cli("run", str(tmp_path / "clone" / "campaign"), "--seconds", "400", "--reserve", "5",
+                          "--startup", "3", "--gpus", "none", "--per-gpu", "2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "4 of 4 runs finished" in second.stdout
+
+    reference = tmp_path / "reference"
+    done = run_train(*slow, "dataset=digits", "mismatch=0.4", "strategy=lfosa", "seed=1", "logger=none",
+                     "trainer.enable_progress_bar=false", f"hydra.run.dir={reference}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    continued = run_dir(tmp_path / "clone" / "campaign", "digits_mismatch0.4_lfosa_seed1")
+    assert without_timing(read_metrics(f"{continued}/metrics.csv")) == \
+        without_timing(read_metrics(reference / "metrics.csv"))
+
+
+def test_a_directory_of_another_grid_or_with_changed_runs_is_refused(demo):
+    campaign, _, _ = demo
+    other = campaign_cli("run", campaign.directory, *GRID, "al.query_size=20", "--seconds", "60", "--gpus", "none")
+    assert other.returncode == 2 and "holds the campaign experiment=campaign_demo, not" in other.stderr
+    # a run changed behind the campaign's back: its saved config no longer matches the grid
+    again = Campaign(campaign.directory)
+    again.configs["digits_mismatch0.4_lfosa_seed1"].al.init_percent = 50.0
+    with pytest.raises(ConfigError, match=r"were started with another config than the grid gives them now"):
+        again.refuse_changed_runs()
+
+
+def test_status_prints_every_run_and_the_minutes_left(demo):
+    campaign, _, _ = demo
+    status = campaign_cli("status", campaign.directory)
+    assert status.returncode == 0, status.stderr[-2000:]
+    lines = status.stdout.strip().splitlines()
+    assert lines[0].split() == ["run", "rounds", "state", "images/s", "min", "left"]
+    assert len(lines) == 1 + 4 + 1 and "4 of 4 runs finished" in lines[-1]
+    assert all(line.split()[1:3] == ["4/4", "finished"] for line in lines[1:5])
+    assert "digits_mismatch0.4_lfosa_seed1" in format_table(campaign.progress(), 2, "the CPU")
