@@ -1,12 +1,14 @@
 """Summarise every run under a directory: `python src/report.py <sweep or outputs dir> [--out DIR]`.
 
-Writes, into DIR (default: <dir>/report/): recall.png, precision.png, accuracy.png (the
+Writes, into DIR (default: <dir>/report/): recall.png, precision.png, accuracy.png, recall_code.png (the
 metric against round, mean ± std over seeds, one panel per dataset x mismatch, one line
 per strategy) and report.md (final recall, mean precision, final accuracy and the areas
 under the recall and accuracy curves, mean ± std over seeds), and prints the table and
 how many jobs finished or failed. Only finished runs enter the figures and the table (its
 "finished runs" column says over how many each row averages); unfinished ones are listed
-apart, at the round they reached.
+apart, at the round they reached. Where the LfOSA authors published numbers for the same dataset,
+mismatch and strategy (docs/measurements/published/), they are drawn dotted on the figures and compared
+in a second table (recall in their code's variant, rounds aligned as their code measures them).
 """
 
 import argparse
@@ -18,11 +20,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fre
 from osal.atomic import atomic_write_text  # noqa: E402
 from osal.errors import OsalError, machine_problem  # noqa: E402
 from osal.folders import check_writable  # noqa: E402
+from osal.report import published  # noqa: E402
 from osal.report.collect import find_runs  # noqa: E402
 from osal.report.sweep_status import describe, sweep_status  # noqa: E402
 from osal.report.table import markdown, markdown_unfinished, summarise, unfinished  # noqa: E402
 
-FIGURES = {"recall": "recall.png", "precision": "precision.png", "test_accuracy": "accuracy.png"}
+FIGURES = {"recall": "recall.png", "precision": "precision.png", "test_accuracy": "accuracy.png",
+           "recall_incl_initial": "recall_code.png"}
+# the LfOSA authors' published curves (scripts/published_curves.py, scripts/digitize_published_plots.py)
+PUBLISHED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "measurements",
+                         "published")
 
 
 REPORT_TITLE = "# Report of "
@@ -66,6 +73,9 @@ def report(argv=None) -> int:
     parser.add_argument("root", help="a directory holding run directories (metrics.csv + .hydra/config.yaml)")
     parser.add_argument("--out", help="where the figures and report.md go (default: <root>/report)")
     parser.add_argument("--no-figures", action="store_true", help="only the table")
+    parser.add_argument("--published", default=PUBLISHED, help="a folder of published curves (CSV) to compare "
+                        "with, where datasets, mismatch and strategy match (default: docs/measurements/published)")
+    parser.add_argument("--no-published", action="store_true", help="no comparison with published numbers")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.root):
         print(f"error: {args.root} is not a directory; give a sweep or outputs directory", file=sys.stderr)
@@ -85,12 +95,14 @@ def report(argv=None) -> int:
     finished = [run for run in runs if run["finished"]]
     table = markdown(summarise(runs)) if finished else "No run has finished yet: there are no final values."
     apart = markdown_unfinished(unfinished(runs))
-    text = "\n\n".join(part for part in (status, table, apart) if part)
+    theirs = [] if args.no_published or not os.path.isdir(args.published) else published.load(args.published)
+    comparison = published.markdown(published.compare(runs, theirs))
+    text = "\n\n".join(part for part in (status, table, comparison, apart) if part)
     atomic_write_text(os.path.join(out, "report.md"), f"{REPORT_TITLE}{os.path.abspath(args.root)}\n\n{text}\n")
     if not args.no_figures and finished:
         from osal.report.figures import draw  # matplotlib only when drawing
         for metric, name in FIGURES.items():
-            draw(finished, metric, os.path.join(out, name))
+            draw(finished, metric, os.path.join(out, name), theirs)
     print(text)
     print(f"written to {out}")
     return 0

@@ -113,3 +113,45 @@ def test_the_papers_figure_7_and_8_grids_are_named_experiments(experiment, knob,
         cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params
     assert params.dataset == "cifar100" and str(params.mismatch) == "0.2" and params[knob] == values
+
+
+def test_the_published_curves_hold_the_authors_numbers():
+    from osal.report.published import load, mean_sd, summary_values
+    runs = load(ROOT / "docs" / "measurements" / "published")
+    for strategy, recall, accuracy in (("lfosa", 0.671, 0.554), ("random", 0.328, 0.360)):  # reference-numbers.md
+        seeds = [r for r in runs if (r["dataset"], r["mismatch"], r["strategy"]) == ("cifar100", 0.2, strategy)]
+        values = [summary_values(r, 10) for r in seeds]
+        assert len(seeds) == 4
+        assert mean_sd([v["recall"] for v in values])[0] == pytest.approx(recall, abs=0.0006)
+        assert mean_sd([v["accuracy"] for v in values])[0] == pytest.approx(accuracy, abs=0.0006)
+    plot = [r for r in runs if (r["dataset"], r["mismatch"], r["strategy"]) == ("cifar10", 0.2, "lfosa")]
+    assert len(plot) == 1 and summary_values(plot[0], 10)["recall"] == pytest.approx(0.96, abs=0.01)
+
+
+def test_report_compares_with_published_curves_of_the_same_setting(sweep, tmp_path):
+    root, _ = sweep
+    published = tmp_path / "published"
+    published.mkdir()
+    with open(published / "made_up.csv", "w") as f:  # a published curve for digits at mismatch 0.4, two seeds
+        f.write("dataset,mismatch,setting,strategy,seed,round,recall_incl_initial,precision,test_accuracy,source\n")
+        for seed, shift in ((1, 0.0), (2, 0.1)):
+            for r in range(3):
+                precision = "" if r == 0 else 0.5 + shift
+                recall = "" if r == 0 else 0.2 * r + shift
+                f.write(f"digits,0.4,,lfosa,{seed},{r},{recall},{precision},{0.6 + shift},test\n")
+    out = tmp_path / "report"
+    result = subprocess.run([sys.executable, "src/report.py", str(root), "--out", str(out), "--published",
+                             str(published)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from osal.loop.records import read_metrics
+    ours = [read_metrics(root / f"{n}_digits_mismatch0.4_lfosa_seed{n + 1}" / "metrics.csv") for n in (0, 1)]
+    recall = np.mean([rows[2]["recall_incl_initial"] for rows in ours])
+    line = next(x for x in result.stdout.splitlines() if "recall (code variant) after 2 queries" in x)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[:4] == ["digits", "0.4", "-", "lfosa"]
+    assert cells[5].startswith(f"{recall:.3f} ±") and cells[7] == "0.450 ± 0.071" and cells[8] == "2"
+    assert cells[9] == f"{recall - 0.45:+.3f}"
+    accuracy = next(x for x in result.stdout.splitlines() if "accuracy after 1 query " in x)
+    assert "| 0.650 ± 0.071 |" in accuracy  # the authors' accuracy before the last query: round 1
+    assert (out / "recall_code.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "random" not in "".join(x for x in result.stdout.splitlines() if "queries" in x)  # nothing published

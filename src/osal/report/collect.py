@@ -55,7 +55,7 @@ def find_runs(root) -> list:
 
 
 # told apart by their own columns, or not changing what a run computes
-SET_APART = {"dataset", "mismatch", "strategy", "seed", "data_dir", "cache_dir", "logger", "fresh",
+SET_APART = {"dataset", "mismatch", "strategy", "seed", "data_dir", "cache_dir", "logger", "fresh", "deadline",
              "trainer.enable_progress_bar", "data.num_workers", "data.pin_memory", "data.inference_batch_size"}
 
 

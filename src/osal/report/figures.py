@@ -14,9 +14,11 @@ from osal.report.curves import METRICS, mean_curves  # noqa: E402
 EMPHASIS = {"lfosa": dict(color="black", linewidth=2.5, zorder=5)}
 
 
-def draw(runs: list, metric: str, path: str) -> str:
-    """Write one PNG for `metric`; returns its path."""
+def draw(runs: list, metric: str, path: str, published=()) -> str:
+    """Write one PNG for `metric`; returns its path. `published` runs (osal.report.published) are drawn dotted
+    in their strategy's colour, in the panels that hold runs of ours."""
     curves = mean_curves(runs, metric)
+    theirs = mean_curves([run for run in published if any(r.get(metric) is not None for r in run["rows"])], metric)
     datasets = sorted({d for d, _ in curves})
     mismatches = sorted({m for _, m in curves})
     strategies = sorted({s for panel in curves.values() for s in panel})
@@ -38,6 +40,10 @@ def draw(runs: list, metric: str, path: str) -> str:
                 ax.plot(rounds, mean, marker="o", markersize=3, label=strategy, **style)
                 if seeds > 1:
                     ax.fill_between(rounds, mean - std, mean + std, color=style["color"], alpha=0.15)
+                if strategy in theirs.get((dataset, mismatch), {}):
+                    p_rounds, p_mean, _, _ = theirs[(dataset, mismatch)][strategy]
+                    ax.plot(p_rounds, p_mean, linestyle=":", marker="x", markersize=4, linewidth=1.6,
+                            color=style["color"], label=f"{strategy} (published)")
             ax.set_title(f"{dataset}, mismatch {mismatch:g}")
             ax.set_xlabel("round (queries so far)")
             ax.set_ylabel(METRICS[metric])
