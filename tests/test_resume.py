@@ -37,7 +37,7 @@ def without_timing(rows):
 @pytest.mark.parametrize("strategy", ["lfosa", "uncertainty"])  # a detector-based and a classifier-based query
 def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(strategy, tmp_path):
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    slow = [f"strategy={strategy}", "trainer.max_epochs=20"]  # rounds of a second or more: time to kill one
+    slow = [f"strategy={strategy}", "trainer.max_epochs=40"]  # rounds of a second or more: time to kill one
     assert cli(reference, *slow).returncode == 0
 
     process = cli(interrupted, *slow, wait=False)
@@ -45,7 +45,7 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(strategy, tm
     while time.time() < deadline and process.poll() is None:
         saved = load_state(interrupted) if (interrupted / "state.npz").exists() else None
         if saved is not None and saved[0] >= 1:
-            time.sleep(0.3)  # into round 2's fits
+            time.sleep(0.1)  # into round 2's fits
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)

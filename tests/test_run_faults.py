@@ -18,7 +18,7 @@ from conftest import ROOT, run_train
 from osal.folders import exclusive_use
 from osal.loop.checkpoint import load_state
 from osal.loop.records import read_metrics
-from small_disks import make_read_only, resize, small_disk
+from small_disks import make_read_only, small_disk
 
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",
        "trainer.max_epochs=1"]
@@ -44,18 +44,40 @@ def test_a_read_only_output_folder_is_refused_before_hydra_writes_there(tmp_path
         one_sentence(sweep, "read-only", "hydra.sweep.dir")
 
 
+def fill(folder) -> str:
+    """Fill the disk holding `folder` to the last byte; returns the filler's path (delete it to free the space)."""
+    path = os.path.join(folder, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    return path
+
+
 def test_a_disk_that_fills_mid_run_is_one_sentence_and_the_run_continues_once_there_is_room(tmp_path):
-    with small_disk(tmp_path / "disk", 80) as disk:  # room for round 0's records, not for the rest
+    with small_disk(tmp_path / "disk", 4096) as disk:
         run_dir = f"{disk}/run"
-        full = run_train(*RUN, "logger=csv", f"hydra.run.dir={run_dir}")
+        slow = [*RUN, "logger=csv", "trainer.max_epochs=30", f"hydra.run.dir={run_dir}"]
+        process = subprocess.Popen([sys.executable, "src/train.py", *slow], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None and not os.path.exists(f"{run_dir}/state.npz"):
+            time.sleep(0.01)
+        filler = fill(disk)  # the disk fills while round 1 trains
+        stdout, stderr = process.communicate(timeout=300)
+        full = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         line = one_sentence(full, "the disk is full (no space left on device)", f"the run in {run_dir} keeps "
                             "rounds 0..", "run the same command again to continue")
         kept = load_state(run_dir)[0]
         assert f"rounds 0..{kept}" in line and kept < 3
         assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp-")]  # nothing half-written
         assert [r["round"] for r in read_metrics(f"{run_dir}/metrics.csv")][:kept + 1] == list(range(kept + 1))
-        resize(disk, 4096)
-        again = run_train(*RUN, "logger=csv", f"hydra.run.dir={run_dir}")
+        os.remove(filler)  # room again
+        again = run_train(*slow)
         assert again.returncode == 0, again.stderr[-3000:]
         assert f"resuming {run_dir} after round {kept}" in again.stdout
         assert [r["round"] for r in read_metrics(f"{run_dir}/metrics.csv")] == [0, 1, 2, 3]
