@@ -71,11 +71,12 @@ def test_the_packing_scheduler_keeps_every_slot_busy_and_never_more(demo):
 
 def test_a_window_ends_at_round_boundaries_and_a_committed_copy_continues_to_the_uninterrupted_result(tmp_path):
     slow = GRID + ["trainer.max_epochs=30"]
-    # the runs' deadline is 6 s after the start: a run gets through its start-up and a round or two at most
-    first = campaign_cli("run", str(tmp_path / "c"), *slow, "--seconds", "14", "--reserve", "8", "--startup", "2",
+    # the runs' deadline is 1 s after the window opens: the first two runs start, do round 0 (nothing to estimate
+    # from yet) and stop at the deadline before round 1, however long their start-up takes
+    first = campaign_cli("run", str(tmp_path / "c"), *slow, "--seconds", "90", "--reserve", "89", "--startup", "0",
                          "--gpus", "none", "--per-gpu", "2")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "stopped at the deadline" in first.stdout or "interrupted at the end of the window" in first.stdout
+    assert first.stdout.count("stopped at the deadline: ") == 2, first.stdout
     # a run the window stopped partway: its completed rounds are kept, in order, and it has no summary
     partway = [r.name for r in expand(compose_experiment(GRID)) if os.path.exists(run_dir(tmp_path / "c", r.name) +
                "/state.npz") and not os.path.exists(run_dir(tmp_path / "c", r.name) + "/summary.json")]
@@ -130,3 +131,16 @@ def test_status_prints_every_run_and_the_minutes_left(demo):
     assert len(lines) == 1 + 4 + 1 and "4 of 4 runs finished" in lines[-1]
     assert all(line.split()[1:3] == ["4/4", "finished"] for line in lines[1:5])
     assert "digits_mismatch0.4_lfosa_seed1" in format_table(campaign.progress(), 2, "the CPU")
+
+
+def test_a_run_still_training_at_the_end_of_the_window_is_stopped_and_keeps_its_rounds(tmp_path):
+    long_rounds = GRID + ["trainer.max_epochs=5000"]  # round 0 alone outlasts the window
+    started = time.time()
+    result = campaign_cli("run", str(tmp_path / "c"), *long_rounds, "--seconds", "20", "--reserve", "4",
+                          "--startup", "1", "--gpus", "none", "--per-gpu", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "interrupted at the end of the window: digits_mismatch0.4_lfosa_seed1, rounds 0 -> 0" in result.stdout
+    assert time.time() - started < 60
+    directory = run_dir(tmp_path / "c", "digits_mismatch0.4_lfosa_seed1")
+    assert "interrupted: no round of the run" in open(f"{directory}/console.log").read()  # train.py's own line
+    assert not os.path.exists(f"{directory}/summary.json")
