@@ -90,7 +90,7 @@ def test_ctrl_c_says_what_was_kept_and_the_csv_log_keeps_every_round_after_the_r
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if (tmp_path / "state.npz").exists() and load_state(tmp_path)[0] >= 1:
-            time.sleep(0.5)  # into round 2's fits
+            time.sleep(0.1)  # into round 2's fits
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
