@@ -57,6 +57,6 @@ def replace_folder(new: str, destination: str) -> None:
         os.rename(new, destination)
         return
     old = tempfile.mkdtemp(dir=os.path.dirname(destination), prefix=".replaced-")
-    os.rename(destination, os.path.join(old, "export"))
+    os.rename(destination, os.path.join(old, "old"))
     os.rename(new, destination)
     shutil.rmtree(old)

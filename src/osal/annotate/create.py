@@ -20,7 +20,7 @@ from osal.build import build
 from osal.data.datamodule import channel_stats
 from osal.data.oracle import HumanOracle
 from osal.data.sources.decode import decode_images
-from osal.data.sources.listing import FileReport, list_images
+from osal.data.sources.listing import list_images
 from osal.errors import ConfigError
 from osal.folders import check_writable
 
@@ -107,9 +107,7 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
     build(cfg.strategy.selector)  # a bad strategy knob fails now, not at the first batch
     if int(cfg.al.query_size) < 1:
         raise ConfigError(f"al.query_size={cfg.al.query_size} must be at least 1 (images per batch)")
-    report = FileReport()
-    paths = [os.path.relpath(p, image_folder).replace(os.sep, "/") for p in list_images(image_folder, report)]
-    report.log(f"listing {shown(image_folder)}")
+    paths = [os.path.relpath(p, image_folder).replace(os.sep, "/") for p in list_images(image_folder)]
     if not paths:
         raise AnnotationError(f"image folder {image_folder} holds no images (.jpg, .png, ...); point --images at "
                               "the folder of unlabeled images")

@@ -12,10 +12,10 @@ from osal.annotate.batch_files import csv_text
 from osal.annotate.models import LOGITS, ROLES, current_models, inference_device, model_path
 from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, shown
 from osal.atomic import replace_folder, staging_folder
-from osal.folders import check_writable
 from osal.data.pool import NEVER
 from osal.data.sources.decode import decode_images
 from osal.data.sources.listing import is_image_file, list_images
+from osal.folders import check_writable
 from osal.loop.inference import collect_outputs
 from osal.strategies.base import PoolOutputs, softmax
 from osal.strategies.lfosa import LfOSA

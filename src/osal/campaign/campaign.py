@@ -66,8 +66,7 @@ class Campaign:
         window starts, every such run named (a resumed train.py would refuse it alone, mid-window)."""
         changed = []
         for run in self.runs:
-            saved = load_state(run_dir(self.directory, run.name)) if os.path.exists(
-                os.path.join(run_dir(self.directory, run.name), "state.npz")) else None
+            saved = load_state(run_dir(self.directory, run.name))
             if saved is not None:
                 diffs = differences_that_matter(saved[4], OmegaConf.to_container(self.configs[run.name]))
                 if diffs:

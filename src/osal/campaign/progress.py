@@ -4,8 +4,6 @@ import os
 import statistics
 from dataclasses import dataclass
 
-from omegaconf import OmegaConf
-
 from osal.loop.records import read_metrics
 from osal.loop.round_estimate import example_epochs, predicted_rounds, seconds_per_example_epoch
 
@@ -86,9 +84,3 @@ def format_table(progress: list, slots: int, device: str) -> str:
     lines.append(f"{done} of {len(progress)} runs finished; the rest needs about {rest:.0f} GPU minutes on {device} "
                  f"with {slots} run(s) at a time" + (f", plus {unknown} run(s) not timed yet" if unknown else ""))
     return "\n".join(lines)
-
-
-def load_config(directory):
-    """A run directory's resolved config (.hydra/config.yaml), or None."""
-    path = os.path.join(directory, ".hydra", "config.yaml")
-    return OmegaConf.load(path) if os.path.exists(path) else None

@@ -32,15 +32,15 @@ def seconds_per_example_epoch(rows: list, epochs: int, with_detector: bool):
 def predicted_rounds(rows: list, rounds: int, query_size: int, epochs: int, with_detector: bool):
     """Example-epochs of each round still to run (rows+1 .. rounds), assuming every query returns a full
     batch of which the same share is known as so far (an overestimate once the pool runs low)."""
-    last = rows[-1]
-    known_share = (last["n_labeled"] - rows[0]["n_labeled"]) / max(last["n_labeled"] + last["n_invalid"]
-                                                                   - rows[0]["n_labeled"], 1)
+    first, last = rows[0], rows[-1]
+    queried = last["n_labeled"] + last["n_invalid"] - first["n_labeled"]
+    known_share = (last["n_labeled"] - first["n_labeled"]) / queried if queried else 1.0  # no query yet: all known
     labeled, invalid = float(last["n_labeled"]), float(last["n_invalid"])
     work = []
     for _ in range(int(last["round"]) + 1, int(rounds) + 1):
         detector = (labeled + invalid) if with_detector else 0.0
-        labeled += query_size * (known_share if len(rows) > 1 else 1.0)
-        invalid += query_size * (1.0 - known_share) if len(rows) > 1 else 0.0
+        labeled += query_size * known_share
+        invalid += query_size * (1.0 - known_share)
         work.append(float(epochs) * (labeled + detector))
     return work
 

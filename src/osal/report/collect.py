@@ -4,6 +4,7 @@ import os
 
 from omegaconf import OmegaConf
 
+from osal.loop.checkpoint import RESUME_NEUTRAL
 from osal.loop.records import read_metrics
 
 
@@ -54,9 +55,8 @@ def find_runs(root) -> list:
     return runs
 
 
-# told apart by their own columns, or not changing what a run computes
-SET_APART = {"dataset", "mismatch", "strategy", "seed", "data_dir", "cache_dir", "logger", "fresh", "deadline",
-             "trainer.enable_progress_bar", "data.num_workers", "data.pin_memory", "data.inference_batch_size"}
+# told apart by their own columns, or not changing what a run computes (al.rounds does change a run's end)
+SET_APART = {"dataset", "mismatch", "strategy", "seed"} | (set(RESUME_NEUTRAL) - {"al.rounds"})
 
 
 def command_line(directory) -> dict:

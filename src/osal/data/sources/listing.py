@@ -54,9 +54,6 @@ class FileReport:
             self.counts[reason] += count
             self.examples.setdefault(reason, other.examples[reason])
 
-    def __bool__(self) -> bool:
-        return bool(self.counts)
-
     def lines(self) -> list:
         return [f"{n} {reason} (e.g. {self.examples[reason]})" for reason, n in sorted(self.counts.items())]
 
