@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 
 from machine import describe  # noqa: E402
 from osal.build import build  # noqa: E402
+from osal.loop.data import open_set_data  # noqa: E402
 from osal.loop.progress import RoundProgressBar  # noqa: E402
 from osal.quiet import quiet_lightning  # noqa: E402
 
@@ -55,7 +56,7 @@ class EpochTimer(L.Callback):
 
 def lightning_epochs(cfg, dm, epochs: int, progress_bar: bool = False) -> list:
     L.seed_everything(0, verbose=False)
-    dm.begin_fit(0)
+    dm.begin_fit(0, with_invalid=False)
     module = build(cfg.classifier)(num_known=dm.num_known)
     timer = EpochTimer()
     callbacks = [timer] + ([RoundProgressBar(1, 1, "classifier")] if progress_bar else [])
@@ -68,7 +69,7 @@ def lightning_epochs(cfg, dm, epochs: int, progress_bar: bool = False) -> list:
 
 def plain_epochs(cfg, dm, epochs: int) -> list:
     L.seed_everything(0, verbose=False)
-    dm.begin_fit(0)
+    dm.begin_fit(0, with_invalid=False)
     cuda = cfg.trainer.accelerator == "gpu"
     device = torch.device("cuda" if cuda else "cpu")
     module = build(cfg.classifier)(num_known=dm.num_known)
@@ -117,13 +118,12 @@ def main(argv=None) -> None:
     for spec in args.variant:
         name, _, overrides = spec.partition("=")
         variants[name] = compose(base + [o for o in overrides.split(",") if o])
-    dm = build(cfg.data)
-    dm.setup("fit")
+    _, dm = open_set_data(cfg)
     if args.labeled:  # label known pool examples (first ones in index order) up to the asked size
         pool = dm.pool.unlabeled
-        known = pool[dm.oracle.answer(pool) >= 0]
+        known = pool[dm.pool.oracle.answer(pool) >= 0]
         extra = max(args.labeled - len(dm.pool.labeled), 0)
-        dm.annotate(known[:extra], round_index=1)
+        dm.pool.annotate(known[:extra], round_index=1)
     n = len(dm.pool.labeled)
     print(f"machine: {describe()}")
     print(f"{args.dataset}, model {cfg.model.encoder._target_.rsplit('.', 1)[-1]}, {n} labeled examples, batch "

@@ -36,8 +36,8 @@ def worker(args) -> None:
 
     from hydra import compose, initialize_config_dir
 
-    from osal.build import build
-    from osal.loop.experiment import Experiment
+    from osal.engine.fit import fit_role
+    from osal.loop.data import open_set_data
     from osal.quiet import quiet_lightning
 
     quiet_lightning()
@@ -48,9 +48,8 @@ def worker(args) -> None:
         overrides.append(f"data_dir={args.data_dir}")
     with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    experiment = Experiment(cfg, os.path.join(args.barrier, f"run{args.worker}"))
-    datamodule = build(cfg.data)
-    datamodule.setup("fit")
+    run_dir = os.path.join(args.barrier, f"run{args.worker}")
+    _, datamodule = open_set_data(cfg)
     labeled = len(datamodule.pool.labeled)
 
     ends = []
@@ -66,9 +65,7 @@ def worker(args) -> None:
     while len([n for n in os.listdir(args.barrier) if n.startswith("ready")]) < args.count:
         time.sleep(0.05)
     start = time.time()
-    original = experiment.make_trainer
-    experiment.make_trainer = lambda role, r, callbacks=(): original(role, r, [*callbacks, EpochTimes()])
-    experiment.fit("classifier", 0, datamodule)
+    fit_role(cfg, "classifier", 0, datamodule, [EpochTimes()], root_dir=run_dir)
     result = {"labeled": labeled, "start": start, "ends": ends}
     with open(os.path.join(args.barrier, f"result{args.worker}.json"), "w") as f:
         json.dump(result, f)

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+import osal  # noqa: F401  (registers the resolvers the configs use)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -45,3 +47,9 @@ def run_train(*args, timeout=600, env=None):
     env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "src/train.py", *args], cwd=ROOT, capture_output=True, text=True,
                           env=env, timeout=timeout)
+
+
+def open_set(overrides=()):
+    """(OpenSetSplit, set-up PoolDataModule) of the composed config, as the research loop builds them."""
+    from osal.loop.data import open_set_data
+    return open_set_data(compose_config(overrides))

@@ -64,3 +64,15 @@ class StrategyContract:
     def test_needs_only_what_inference_can_produce(self):
         from osal.strategies.base import LABELED_NEEDS, POOL_NEEDS
         assert set(self.make_strategy().needs) <= POOL_NEEDS | LABELED_NEEDS
+
+    def test_query_returns_the_selection_with_one_score_per_pool_example(self):
+        from osal.strategies.base import Selection
+        outputs = self.make_outputs(seed=5)
+        selection = self.make_strategy().query(outputs, 12, np.random.default_rng(3))
+        assert isinstance(selection, Selection)
+        assert selection.indices.tolist() == self.make_strategy().select(outputs, 12, np.random.default_rng(3)).tolist()
+        scores = np.asarray(selection.scores)
+        assert scores.shape == (len(outputs),) and np.isfinite(scores).all()
+        if selection.known_probability is not None:
+            assert selection.known_probability.shape == (len(outputs),)
+            assert ((selection.known_probability >= 0) & (selection.known_probability <= 1)).all()

@@ -28,12 +28,11 @@ def test_human_and_simulated_oracles_answer_through_one_code_path(first_batch):
     states = []
     for oracle in (SimulatedOracle(labels, 3), HumanOracle([4, 1, 3, 0], [UNKNOWN, UNKNOWN, 2, 0], 3)):
         assert isinstance(oracle, Oracle)
-        pool = PoolState(len(labels))
         datamodule = project.datamodule(images=np.zeros((len(labels), 8, 8, 1), dtype=np.uint8))
-        datamodule.pool, datamodule.oracle = pool, oracle
-        datamodule.answers = np.full(len(labels), -2)
-        assert datamodule.annotate([0, 1, 3, 4], round_index=1) == {"queried": 4, "queried_known": 2}
-        states.append((pool.state.tolist(), datamodule.answers.tolist()))
+        pool = datamodule.pool
+        pool.oracle = oracle
+        assert pool.annotate([0, 1, 3, 4], round_index=1) == {"queried": 4, "queried_known": 2}
+        states.append((pool.state.state.tolist(), pool.answers.tolist()))
     assert states[0] == states[1]
     with pytest.raises(KeyError, match="no answer for pool index 5"):
         HumanOracle([0], [1], 3).answer([0, 5])
@@ -286,3 +285,13 @@ def test_a_whole_session_through_the_files(first_batch, digits, tmp_path, capsys
     assert len(predicted) == 300
     correct = np.mean([truthful(truth, r["path"].rsplit("/", 1)[-1]) == r["prediction"] for r in predicted])
     assert correct > 0.5  # 46 answers, 4 epochs: far better than chance (about 0.25)
+
+
+def test_contact_sheet_comes_from_its_template_with_every_placeholder_filled(first_batch):
+    import re
+
+    from osal.annotate.batch_files import page_template
+    assert "$cards" in page_template("contact_sheet.html").template  # found in the package's templates/
+    with open(f"{Project(first_batch).batch_dir(1)}/contact_sheet.html", encoding="utf-8") as f:
+        sheet = f.read()
+    assert not re.search(r"\$\{?[A-Za-z_]", sheet) and sheet.endswith("</body></html>\n")

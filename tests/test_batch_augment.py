@@ -2,12 +2,11 @@
 
 import pytest
 import torch
-from hydra.utils import instantiate
 from torchvision.transforms.v2 import functional as TF
 
 from osal.data.batch_augment import BatchAugment, random_crop, rotate
 
-from conftest import compose_config
+from conftest import compose_config, open_set
 
 
 def _images(n=64, c=3, size=8, seed=0):
@@ -72,9 +71,8 @@ def test_same_generator_seed_same_batch_other_seed_other_batch():
 def test_batched_and_per_sample_pipelines_feed_the_same_examples_in_the_same_order():
     batches = {}
     for pipeline in ("batched", "per_sample"):
-        dm = instantiate(compose_config(["mismatch=0.4", f"data.pipeline={pipeline}"]).data)
-        dm.setup()
-        dm.begin_fit(11)
+        dm = open_set(["mismatch=0.4", f"data.pipeline={pipeline}"])[1]
+        dm.begin_fit(11, with_invalid=False)
         batches[pipeline] = [(y, i) for _, y, i in dm.training_batches()]
         # without augmentation (digits) the images are the same too
         images = torch.cat([x for x, _, _ in dm.training_batches()])
@@ -88,4 +86,5 @@ def test_unknown_pipeline_is_one_clear_error():
     from osal.build import build
     from osal.errors import ConfigError
     with pytest.raises(ConfigError, match="data.pipeline='fast'"):
-        build(compose_config(["data.pipeline=fast"]).data)
+        from osal.data.active_pool import ActivePool
+        build(compose_config(["data.pipeline=fast"]).data)(images=_images(4).numpy(), pool=ActivePool(4, 2))

@@ -15,8 +15,8 @@ from osal.campaign.grid import compose_experiment, expand
 from osal.campaign.progress import format_table, run_dir
 from osal.campaign.scheduler import Scheduler
 from osal.errors import ConfigError
-from osal.loop.checkpoint import load_state
-from osal.loop.records import read_metrics
+from osal.records.run_state import load_state
+from osal.records.metrics import read_metrics
 
 GRID = ["experiment=campaign_demo"]
 TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}
@@ -82,7 +82,7 @@ def test_a_window_ends_at_round_boundaries_and_a_committed_copy_continues_to_the
                "/state.npz") and not os.path.exists(run_dir(tmp_path / "c", r.name) + "/summary.json")]
     assert partway, first.stdout
     name = partway[0]
-    kept = load_state(run_dir(tmp_path / "c", name))[0]
+    kept = load_state(run_dir(tmp_path / "c", name)).last_round
     assert [r["round"] for r in read_metrics(run_dir(tmp_path / "c", name) + "/metrics.csv")] == \
         list(range(kept + 1))
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from hydra.utils import instantiate
 
 from conftest import compose_config, dataset_names
 from layouts import WRITERS
@@ -46,13 +45,13 @@ def test_dataset_config_loads_its_layout_through_the_datamodule(name, tmp_path):
                           "mismatch=0.4"]
                          + (["dataset.source.download=false"] if "download" in compose_config(
                              [f"dataset={name}"]).dataset.source else []))
-    dm = instantiate(cfg.data)
-    dm.setup("fit")
-    classes = len(dm.class_names)
+    from osal.loop.data import open_set_data
+    split, dm = open_set_data(cfg)
+    classes = len(split.class_names)
     assert classes == (cfg.dataset.num_classes or 5)
     assert dm.num_known == int(np.floor(0.4 * classes + 0.5))
     assert sum(dm.pool.counts().values()) == len(dm.pool)
-    assert (dm.oracle.answer(dm.pool.labeled) >= 0).all()  # the initial set holds known classes only
+    assert (dm.pool.oracle.answer(dm.pool.labeled) >= 0).all()  # the initial set holds known classes only
     x, y, index = next(dm.training_batches())
     assert x.dtype.is_floating_point and x.shape[1] == cfg.dataset.channels
     assert (y < dm.num_known).all() and index.dtype.is_floating_point is False

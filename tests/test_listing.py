@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import run_train
 from layouts import save_image
-from osal.data.datamodule import OpenSetDataModule
+from osal.data.split import split_open_set
 from osal.data.sources.decode import decode_images
 from osal.data.sources.imagefolder import ImageFolderSource
 from osal.data.sources.listing import is_image_file, list_images
@@ -141,9 +141,8 @@ def test_a_known_class_without_test_images_is_refused(tmp_path):
     root = image_folder(tmp_path / "data", classes=("a", "b", "c", "d", "e"))
     for f in (root / "test" / "b").iterdir():
         f.unlink()
-    datamodule = OpenSetDataModule(ImageFolderSource(root), mismatch=0.4, init_percent=50)
     with pytest.raises(ConfigError, match=r"known class\(es\) 'b' have no test images"):
-        datamodule.setup()
+        split_open_set(ImageFolderSource(root), mismatch=0.4, init_percent=50)
 
 
 @pytest.mark.parametrize("classes", [("only",), ("a", "b")])
@@ -151,17 +150,15 @@ def test_too_few_classes_say_how_many_are_needed_before_any_image_is_decoded(tmp
     root = image_folder(tmp_path / "data", classes=classes)
     for f in (root / "train").rglob("*.png"):
         f.write_bytes(b"undecodable")  # decoding would fail with another message
-    datamodule = OpenSetDataModule(ImageFolderSource(root), mismatch=0.5, init_percent=50)
     with pytest.raises(ConfigError, match=rf"the dataset has {len(classes)} class\(es\); open-set active learning "
                                           "needs at least 3"):
-        datamodule.setup()
+        split_open_set(ImageFolderSource(root), mismatch=0.5, init_percent=50)
 
 
 def test_a_mismatch_that_leaves_one_known_class_gives_a_readable_range(tmp_path):
     root = image_folder(tmp_path / "data", classes=tuple("abcdefghij"))
-    datamodule = OpenSetDataModule(ImageFolderSource(root), mismatch=0.1, init_percent=50)
     with pytest.raises(ConfigError, match=r"gives 1 known class\(es\) out of 10.*from 0.150 up to 0.950 \(excluded\)"):
-        datamodule.setup()
+        split_open_set(ImageFolderSource(root), mismatch=0.1, init_percent=50)
 
 
 def test_list_images_logs_what_it_skipped_once(tmp_path, caplog):

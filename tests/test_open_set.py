@@ -71,9 +71,7 @@ def test_openness_outside_0_1_is_a_config_error(openness):
 
 
 def test_openness_reaches_the_pool_of_a_real_run(make_config):
-    from osal.build import build
-    cfg = make_config(["openness=0.0", "mismatch=0.4"])
-    datamodule = build(cfg.data)
-    datamodule.setup()
-    answers = datamodule.oracle.answer(datamodule.pool.unlabeled)
+    from osal.loop.data import open_set_data
+    _, datamodule = open_set_data(make_config(["openness=0.0", "mismatch=0.4"]))
+    answers = datamodule.pool.oracle.answer(datamodule.pool.unlabeled)
     assert len(answers) > 0 and (answers >= 0).all()  # closed-set: no unknown left to query

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_train
-from osal.loop.checkpoint import load_state
-from osal.loop.records import read_metrics
+from osal.records.run_state import load_state
+from osal.records.metrics import read_metrics
 
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=2",
        "trainer.max_epochs=1"]
@@ -31,7 +31,7 @@ def sweep_with_a_killed_job(tmp_path_factory):
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
-    assert load_state(killed)[0] == 0, "the job was not killed between round 0 and its end"
+    assert load_state(killed).last_round == 0, "the job was not killed between round 0 and its end"
     return root
 
 
@@ -71,7 +71,7 @@ def test_the_figures_are_drawn_from_the_finished_runs_only(sweep_with_a_killed_j
 def test_a_finished_run_continued_to_more_rounds_is_unfinished_until_its_new_end(tmp_path):
     from conftest import FAST, compose_config
     from osal.loop.experiment import Experiment
-    from osal.report.collect import is_finished
+    from osal.records.summary import is_finished
     Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"]), tmp_path).run()
     assert is_finished(tmp_path)
     longer = Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=1"]), tmp_path)

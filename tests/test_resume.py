@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from conftest import FAST, ROOT, compose_config, run_train
 from osal.data.pool import PoolState
 from osal.errors import ConfigError, DivergenceError
-from osal.loop.checkpoint import load_state
+from osal.records.run_state import load_state
 from osal.loop.experiment import Experiment
-from osal.loop.records import read_metrics
+from osal.records.metrics import read_metrics
 
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",
        "trainer.max_epochs=6"]
@@ -50,7 +50,7 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(strategy, tm
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
-    last_completed = load_state(interrupted)[0]
+    last_completed = load_state(interrupted).last_round
     assert last_completed < 3, "the run finished before it could be killed"
 
     result = cli(interrupted, *slow)
@@ -104,7 +104,7 @@ def test_a_diverging_round_stops_with_a_clear_message_and_keeps_earlier_rounds(t
     with pytest.raises(DivergenceError, match="detector's training loss became"):
         Experiment(cfg, tmp_path).run()
     assert [r["round"] for r in read_metrics(tmp_path / "metrics.csv")] == [0]
-    assert load_state(tmp_path)[0] == 0
+    assert load_state(tmp_path).last_round == 0
 
 
 def test_running_out_of_pool_queries_what_remains_and_ends_with_a_note(tmp_path):
@@ -150,7 +150,7 @@ def test_a_deadline_stops_the_run_at_a_round_boundary_and_the_same_command_conti
     stopped = Experiment(compose_config(base + [f"deadline={clock.time():.3f}"]), tmp_path / "run").run()
     assert "deadline: round 1 would need about" in stopped["stopped"]
     assert [r["round"] for r in read_metrics(tmp_path / "run" / "metrics.csv")] == [0]
-    assert load_state(tmp_path / "run")[0] == 0 and not (tmp_path / "run" / "summary.json").exists()
+    assert load_state(tmp_path / "run").last_round == 0 and not (tmp_path / "run" / "summary.json").exists()
     later = compose_config(base + [f"deadline={clock.time() + 3600:.3f}"])  # another window: a later deadline
     finished = Experiment(later, tmp_path / "run").run()
     assert "stopped" not in finished and (tmp_path / "run" / "summary.json").exists()

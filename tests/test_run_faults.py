@@ -16,8 +16,8 @@ import pytest
 
 from conftest import ROOT, run_train
 from osal.folders import exclusive_use
-from osal.loop.checkpoint import load_state
-from osal.loop.records import read_metrics
+from osal.records.run_state import load_state
+from osal.records.metrics import read_metrics
 from small_disks import make_read_only, small_disk
 
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",
@@ -72,7 +72,7 @@ def test_a_disk_that_fills_mid_run_is_one_sentence_and_the_run_continues_once_th
         full = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         line = one_sentence(full, "the disk is full (no space left on device)", f"the run in {run_dir} keeps "
                             "rounds 0..", "run the same command again to continue")
-        kept = load_state(run_dir)[0]
+        kept = load_state(run_dir).last_round
         assert f"rounds 0..{kept}" in line and kept < 3
         assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp-")]  # nothing half-written
         assert [r["round"] for r in read_metrics(f"{run_dir}/metrics.csv")][:kept + 1] == list(range(kept + 1))
@@ -89,13 +89,13 @@ def test_ctrl_c_says_what_was_kept_and_the_csv_log_keeps_every_round_after_the_r
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if (tmp_path / "state.npz").exists() and load_state(tmp_path)[0] >= 1:
+        if (tmp_path / "state.npz").exists() and load_state(tmp_path).last_round >= 1:
             time.sleep(0.1)  # into round 2's fits
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    kept = load_state(tmp_path)[0]
+    kept = load_state(tmp_path).last_round
     assert kept < 4, "the run finished before Ctrl-C"
     assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
@@ -138,7 +138,7 @@ def test_wandb_with_a_key_but_no_way_to_the_server_does_not_hang(tmp_path):
 
 
 def test_a_key_saved_by_wandb_login_counts(tmp_path, monkeypatch):
-    from osal.loop.run_logger import has_api_key
+    from osal.records.run_logger import has_api_key
     netrc = tmp_path / "netrc"
     netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "1" * 40 + "\n")
     netrc.chmod(0o600)

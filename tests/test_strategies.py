@@ -169,15 +169,14 @@ class TestLfOSAOnTheClassifierContract(StrategyContract):
 
 def test_bald_scores_reduced_batch_by_batch_equal_the_whole_pool_at_once():
     import torch
-    from hydra.utils import instantiate
 
     from conftest import compose_config
     from osal.build import build
-    from osal.loop.inference import collect_outputs, run_network
+    from osal.engine.inference import collect_outputs, run_network
 
+    from osal.loop.data import open_set_data
     cfg = compose_config(["strategy=bald", "data.inference_batch_size=100"])
-    dm = instantiate(cfg.data)
-    dm.setup()
+    _, dm = open_set_data(cfg)
     network = build(cfg.model)(num_outputs=dm.num_known)
     strategy = BALDStrategy(mc_samples=4)
     torch.manual_seed(0)  # the same dropout masks for both passes

@@ -143,7 +143,7 @@ def test_report_compares_with_published_curves_of_the_same_setting(sweep, tmp_pa
     result = subprocess.run([sys.executable, "src/report.py", str(root), "--out", str(out), "--published",
                              str(published)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    from osal.loop.records import read_metrics
+    from osal.records.metrics import read_metrics
     ours = [read_metrics(root / f"{n}_digits_mismatch0.4_lfosa_seed{n + 1}" / "metrics.csv") for n in (0, 1)]
     recall = np.mean([rows[2]["recall_incl_initial"] for rows in ours])
     line = next(x for x in result.stdout.splitlines() if "recall (code variant) after 2 queries" in x)

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from conftest import ROOT, compose_config
 from osal.loop.experiment import Experiment
-from osal.loop.records import COLUMNS, read_metrics
+from osal.records.metrics import COLUMNS, read_metrics
 
 pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402

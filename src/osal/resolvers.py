@@ -2,6 +2,8 @@
 
 from omegaconf import OmegaConf
 
+from osal.records.settings import directory_name_exclusions
+
 
 def _suffix(text) -> str:
     """'_' + text, or nothing for empty text: run directory names without a dangling separator."""
@@ -11,3 +13,5 @@ def _suffix(text) -> str:
 
 def register() -> None:
     OmegaConf.register_new_resolver("osal_suffix", _suffix, replace=True)
+    # conf/hydra/default.yaml: the overrides left out of run directory names, from the one list in osal.records
+    OmegaConf.register_new_resolver("osal_exclude_keys", directory_name_exclusions, replace=True)

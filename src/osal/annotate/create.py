@@ -129,12 +129,11 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
                        "paths": paths}, f, indent=1)
         OmegaConf.save(cfg, os.path.join(staging, CONFIG_FILE))
         np.save(os.path.join(staging, IMAGES_FILE), images)
-        write_state(staging, *new_state(len(paths)), batches=[], rng_state=None)
+        write_state(staging, *new_state(len(paths), len(class_names)), batches=[], rng_state=None)
         project = Project(staging)
-        # the initial labels go in exactly as every later batch: a human oracle answers, the datamodule records
-        datamodule = project.datamodule()
-        datamodule.oracle = HumanOracle(indices, answers, project.num_known)
-        datamodule.annotate(indices, round_index=0)
+        # the initial labels go in exactly as every later batch: a human oracle answers, the pool records
+        project.pool.oracle = HumanOracle(indices, answers, project.num_known)
+        project.pool.annotate(indices, round_index=0)
         project.save()
         try:
             if os.path.isdir(directory):

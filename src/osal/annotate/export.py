@@ -9,16 +9,16 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from osal.annotate.batch_files import csv_text
-from osal.annotate.models import LOGITS, ROLES, current_models, inference_device, model_path
+from osal.annotate.models import ROLES, current_models, model_path
 from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, shown
 from osal.atomic import replace_folder, staging_folder
 from osal.data.pool import NEVER
 from osal.data.sources.decode import decode_images
 from osal.data.sources.listing import is_image_file, list_images
 from osal.folders import check_writable
-from osal.loop.inference import collect_outputs
+from osal.engine.inference import LOGITS_ONLY, collect_outputs, inference_device
 from osal.strategies.base import PoolOutputs, softmax
-from osal.strategies.lfosa import LfOSA
+from osal.strategies.lfosa import known_probability
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +152,16 @@ def predict(project, inputs) -> list:
     networks = current_models(project, pool)
     datamodule = project.datamodule(images)
     datamodule.setup("predict")
-    device = inference_device(project.cfg)
-    detector = collect_outputs(networks["detector"], datamodule, LOGITS, device).logits
-    classifier = collect_outputs(networks["classifier"], datamodule, LOGITS, device).logits
+    device = inference_device(project.cfg.trainer)
+    detector = collect_outputs(networks["detector"], datamodule, LOGITS_ONLY, device).logits
+    classifier = collect_outputs(networks["classifier"], datamodule, LOGITS_ONLY, device).logits
     # LfOSA's known probability: the new images' MAVs join the unlabeled pool's in each class's mixture
     pool.setup("predict")
-    pool_logits = collect_outputs(networks["detector"], pool, LOGITS, device).logits
+    pool_logits = collect_outputs(networks["detector"], pool, LOGITS_ONLY, device).logits
     k = project.num_known
     rng = np.random.default_rng(np.random.SeedSequence([int(project.cfg.seed), 2]))
     both = np.concatenate([detector, pool_logits]) if len(pool_logits) else detector  # an empty pool: new images alone
-    known = np.clip(LfOSA().scores(PoolOutputs(np.arange(len(both)), k, logits=both), rng)[:len(paths)], 0.0, 1.0)
+    known = known_probability(PoolOutputs(np.arange(len(both)), k, logits=both), rng)[:len(paths)]
     class_probability = softmax(np.asarray(classifier[:, :k], dtype=np.float64))
     unknown_below = float(project.cfg.annotate.unknown_below)
     rows = []

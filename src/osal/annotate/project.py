@@ -15,15 +15,15 @@ import os
 import numpy as np
 from omegaconf import OmegaConf
 
-from osal.annotate.datamodule import AnnotationDataModule
 from osal.atomic import atomic_write
 from osal.build import build
-from osal.data.datamodule import NOT_ASKED
-from osal.data.pool import PoolState
+from osal.data.active_pool import ActivePool
+from osal.data.datamodule import PoolDataModule
 from osal.errors import OsalError
 
 PROJECT_FILE, CONFIG_FILE, IMAGES_FILE, STATE_FILE = "project.json", "config.yaml", "pool_images.npy", "state.npz"
 UNKNOWN_NAME = "unknown"
+LEGACY_DATAMODULE = "osal.annotate.datamodule.AnnotationDataModule"
 
 
 class AnnotationError(OsalError):
@@ -51,14 +51,19 @@ class Project:
         self.cfg = OmegaConf.load(os.path.join(self.directory, CONFIG_FILE))
         self.index_of = {p: i for i, p in enumerate(self.paths)}
         with np.load(os.path.join(self.directory, STATE_FILE)) as data:
-            self.pool = PoolState(len(self.paths))
-            self.pool.load_state_dict({"state": data["state"], "query_round": data["query_round"]})
-            self.answers = data["answers"].astype(np.int64)
+            # the pool's oracle is whoever answers: a HumanOracle is given to it with each answer file
+            self.pool = ActivePool(len(self.paths), len(self.class_names))
+            self.pool.load_state_dict({k: data[k] for k in ("state", "query_round", "answers")})
             self.known_probability = data["known_probability"].astype(np.float64)
             meta = json.loads(str(data["meta"]))
         self.batches, self.rng_state = meta["batches"], meta["rng"]
 
     # -- names ---------------------------------------------------------------------------
+    @property
+    def answers(self) -> np.ndarray:
+        """Every pool image's answer: a class index, UNKNOWN, or NOT_ASKED."""
+        return self.pool.answers
+
     @property
     def num_known(self) -> int:
         return len(self.class_names)
@@ -89,31 +94,32 @@ class Project:
         return rng
 
     # -- the datamodule ------------------------------------------------------------------
-    def datamodule(self, images=None) -> AnnotationDataModule:
-        """The pool as a datamodule (images read on its first setup), or other `images` as an unlabeled pool."""
-        factory = build(self.cfg.data)
+    def datamodule(self, images=None) -> PoolDataModule:
+        """Loaders over the pool (its images read on the first setup), or over other `images` as a new pool."""
+        data_cfg = self.cfg.data
+        if data_cfg.get("_target_") == LEGACY_DATAMODULE:  # a project created before osal's pool had its own class
+            data_cfg = OmegaConf.merge(data_cfg, {"_target_": "osal.data.datamodule.PoolDataModule"})
+        factory = build(data_cfg)
         if images is None:
-            return factory(load_images=lambda: np.load(self.path(IMAGES_FILE)), pool=self.pool, answers=self.answers,
-                           class_names=self.class_names, mean=self.mean, std=self.std)
-        pool, answers, _ = new_state(len(images))
-        return factory(load_images=lambda: images, pool=pool, answers=answers, class_names=self.class_names,
-                       mean=self.mean, std=self.std)
+            return factory(images=lambda: np.load(self.path(IMAGES_FILE)), pool=self.pool, mean=self.mean,
+                           std=self.std)
+        return factory(images=images, pool=new_state(len(images), self.num_known)[0], mean=self.mean, std=self.std)
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, rng: np.random.Generator = None) -> None:
         if rng is not None:
             self.rng_state = rng.bit_generator.state
-        write_state(self.directory, self.pool, self.answers, self.known_probability, self.batches, self.rng_state)
+        write_state(self.directory, self.pool, self.known_probability, self.batches, self.rng_state)
 
 
-def write_state(directory, pool: PoolState, answers, known_probability, batches, rng_state) -> None:
+def write_state(directory, pool: ActivePool, known_probability, batches, rng_state) -> None:
     meta = json.dumps({"batches": batches, "rng": rng_state})
     atomic_write(os.path.join(directory, STATE_FILE),
-                 lambda f: np.savez(f, **pool.state_dict(), answers=np.asarray(answers, dtype=np.int64),
+                 lambda f: np.savez(f, **pool.state_dict(),
                                     known_probability=np.asarray(known_probability, dtype=np.float64),
                                     meta=np.array(meta)))
 
 
-def new_state(size: int):
-    """(pool, answers, known probability) of a pool nobody has answered about yet."""
-    return PoolState(size), np.full(size, NOT_ASKED, dtype=np.int64), np.full(size, np.nan)
+def new_state(size: int, num_known: int):
+    """(pool, known probability) of a pool nobody has answered about yet."""
+    return ActivePool(size, num_known), np.full(size, np.nan)

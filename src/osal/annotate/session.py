@@ -7,12 +7,13 @@ import numpy as np
 
 from osal.annotate.answers import read_answers
 from osal.annotate.batch_files import write_batch
-from osal.annotate.models import LOGITS, current_models, inference_device, known_probability_from_detector
+from osal.annotate.models import ROLES, current_models
 from osal.annotate.project import UNKNOWN_NAME, AnnotationError, shown
 from osal.build import build
 from osal.data.oracle import UNKNOWN, HumanOracle
-from osal.loop.inference import collect_outputs
-from osal.strategies.lfosa import LfOSA
+from osal.engine.inference import LOGITS_ONLY, collect_outputs, inference_device
+from osal.engine.query import query_pool
+from osal.strategies.lfosa import known_probability
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +34,21 @@ def next_batch(project) -> dict:
     strategy = build(cfg.strategy.selector)
     datamodule.setup("fit")
     networks = current_models(project, datamodule)
-    device = inference_device(cfg)
+    device = inference_device(cfg.trainer)
     started = time.perf_counter()
-    outputs = {role: collect_outputs(net, datamodule, LOGITS, device) for role, net in networks.items()}
-    query_outputs = outputs[strategy.query_model]
-    if set(strategy.needs) - {"logits"}:  # features, MC dropout, the labeled set: another pass
-        query_outputs = collect_outputs(networks[strategy.query_model], datamodule, strategy, device)
     rng = project.query_rng()
-    budget = min(int(cfg.al.query_size), len(query_outputs))
-    if isinstance(strategy, LfOSA):
-        chosen, scores = strategy.select_with_scores(query_outputs, budget, rng)
-        known = np.clip(scores, 0.0, 1.0)
-    else:
-        chosen = np.asarray(strategy.select(query_outputs, budget, rng))
-        known = known_probability_from_detector(outputs["detector"], rng)
+    query = query_pool(networks[strategy.query_model], datamodule, strategy, int(cfg.al.query_size), rng, device)
+    # both networks' logits: the classifier suggests classes, the detector estimates what is known (a strategy
+    # that needs no outputs, Random, left them out of its query)
+    outputs = {role: query.outputs if role == strategy.query_model and query.outputs.logits is not None else
+               collect_outputs(networks[role], datamodule, LOGITS_ONLY, device) for role in ROLES}
+    chosen = query.selection.indices
+    known = query.selection.known_probability
+    if known is None:  # a strategy that does not estimate it: LfOSA's estimate from the detector
+        known = known_probability(outputs["detector"], rng)
     # every pool image's known probability as of this batch: status estimates what is left from it
     project.known_probability[:] = np.nan
-    project.known_probability[query_outputs.indices] = known
+    project.known_probability[query.outputs.indices] = known
     classifier = outputs["classifier"]
     row_of = {int(i): r for r, i in enumerate(classifier.indices)}
     k = project.num_known
@@ -65,7 +64,7 @@ def next_batch(project) -> dict:
     project.batches.append(batch)
     project.save(rng)  # the batch exists from here on: its files are already on disk
     log.info("batch %d: %d images chosen by %s in %.1f s from %d unlabeled; suggested known: %d", number,
-             len(chosen), cfg.strategy.name, time.perf_counter() - started, len(query_outputs),
+             len(chosen), cfg.strategy.name, time.perf_counter() - started, len(query.outputs),
              sum(s != UNKNOWN_NAME for s in batch["suggestions"]))
     for kind in ("csv", "sheet", "tasks", "config"):
         log.info("  %-7s %s", kind, shown(files[kind]))
@@ -78,10 +77,9 @@ def import_answers(project, path) -> dict:
     if batch is None:
         raise AnnotationError("no batch is waiting for answers; ask for one with `annotate.py next`")
     indices, answers = read_answers(path, project, batch)  # raises, listing every bad row, before any change
-    datamodule = project.datamodule()
-    # the one code path of the research loop: the datamodule asks its oracle and records the answers
-    datamodule.oracle = HumanOracle(indices, answers, project.num_known)
-    result = datamodule.annotate(indices, round_index=batch["number"])
+    # the one code path of the research loop: the pool asks its oracle (the person) and records the answers
+    project.pool.oracle = HumanOracle(indices, answers, project.num_known)
+    result = project.pool.annotate(indices, round_index=batch["number"])
     batch["answered"], batch["queried_known"] = True, result["queried_known"]
     project.save()
     log.info("batch %d: %d answers imported, %d known (precision %.3f), %d unknown", batch["number"],

@@ -16,7 +16,8 @@ from osal.atomic import atomic_write_text
 from osal.campaign.grid import compose_experiment, expand
 from osal.campaign.progress import fill_unknown, protocol, read_progress, run_dir
 from osal.errors import ConfigError
-from osal.loop.checkpoint import differences_that_matter, load_state
+from osal.records.run_state import load_state
+from osal.records.settings import differences_that_matter
 
 CAMPAIGN_FILE, LOG_FILE = "campaign.yaml", "campaign.log"
 
@@ -68,7 +69,7 @@ class Campaign:
         for run in self.runs:
             saved = load_state(run_dir(self.directory, run.name))
             if saved is not None:
-                diffs = differences_that_matter(saved[4], OmegaConf.to_container(self.configs[run.name]))
+                diffs = differences_that_matter(saved.config, OmegaConf.to_container(self.configs[run.name]))
                 if diffs:
                     changed.append(f"{run.name} ({', '.join(diffs[:3])})")
         if changed:

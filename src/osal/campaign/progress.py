@@ -4,7 +4,8 @@ import os
 import statistics
 from dataclasses import dataclass
 
-from osal.loop.records import read_metrics
+from osal.records.metrics import read_metrics
+from osal.records.summary import is_finished
 from osal.loop.round_estimate import example_epochs, predicted_rounds, seconds_per_example_epoch
 
 RUNS = "runs"  # the folder of a campaign that holds its run directories
@@ -41,7 +42,7 @@ def read_progress(campaign_dir, name: str, cfg) -> Progress:
     directory = run_dir(campaign_dir, name)
     metrics = os.path.join(directory, "metrics.csv")
     rows = read_metrics(metrics) if os.path.exists(metrics) else []
-    finished = os.path.exists(os.path.join(directory, "summary.json"))
+    finished = is_finished(directory)
     if not rows:
         return Progress(name, 0, p["rounds"] + 1, finished, None, 0.0, None, None, None)
     per_example_epoch = seconds_per_example_epoch(rows, p["epochs"], p["with_detector"])

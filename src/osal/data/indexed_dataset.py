@@ -59,7 +59,7 @@ class IndexedTargets(Dataset):
     The batched pipeline keeps every image in one tensor (on the GPU when training
     there); a loader over this dataset only shuffles and batches indices, through
     `__getitems__`, so no per-example Python runs. Use with `collate_fn=keep_batch`;
-    `OpenSetDataModule.on_after_batch_transfer` fills in the augmented images.
+    `PoolDataModule.on_after_batch_transfer` fills in the augmented images.
     """
 
     def __init__(self, targets: np.ndarray, indices: np.ndarray):

@@ -3,7 +3,7 @@
 `Oracle` is the one interface. The research loop uses `SimulatedOracle`, which reads the
 ground truth of the training split; an annotation project uses `HumanOracle`, whose
 answers a person wrote into a sheet. Pools and strategies never know who answered:
-`OpenSetDataModule.annotate` asks `oracle.answer(indices)` either way.
+`ActivePool.annotate` asks `oracle.answer(indices)` either way.
 """
 
 from abc import ABC, abstractmethod

@@ -6,29 +6,38 @@ after it. Round 0 tests the classifier trained on the initial set; round R the o
 trained after the last query.
 """
 
-import json
 import logging
 import os
 import time
+from dataclasses import dataclass, field
+from typing import Optional
 
-import lightning as L
 import numpy as np
-from osal.build import build
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+from osal.build import build
+from osal.data.datamodule import PoolDataModule
+from osal.data.split import OpenSetSplit
+from osal.engine.fit import Fit, fit_role
 from osal.errors import ConfigError
 from osal.folders import check_writable, exclusive_use
-from osal.loop import roles, selection_metrics as sm
-from osal.loop.checkpoint import differences_that_matter, load_state, save_state
+from osal.loop import selection_metrics as sm
+from osal.loop.data import open_set_data
 from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.loop.query_callback import QueryCallback
-from osal.loop.run_logger import check_logger_can_start, close_logger, log_row, open_logger
-from osal.loop.records import MetricsTable, table_header, table_line, write_json
 from osal.loop.round_estimate import next_round_seconds
-from osal.loop.run_files import foreign_records, record_kind
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
+from osal.records.metrics import MetricsTable, table_header, table_line
+from osal.records.run_files import foreign_records, record_kind
+from osal.records.run_logger import check_logger_can_start, close_logger, log_row, open_logger
+from osal.records.run_state import RunState, load_state
+from osal.records.settings import differences_that_matter
+from osal.records.summary import read_summary, remove_summary, write_summary
+from osal.strategies.base import Strategy
 
 log = logging.getLogger(__name__)
+
+NO_QUERY = {"queried": 0, "queried_known": 0, "inference_seconds": 0.0, "selection_seconds": 0.0}
 
 
 def where_it_stands(output_dir) -> str:
@@ -39,151 +48,168 @@ def where_it_stands(output_dir) -> str:
         saved = None
     if saved is None:
         return f"no round of the run in {output_dir} was completed, so nothing of it is kept"
-    return f"the run in {output_dir} keeps rounds 0..{saved[0]}"
+    return f"the run in {output_dir} keeps rounds 0..{saved.last_round}"
+
+
+@dataclass
+class Loop:
+    """What the rounds work on: the data, the strategy, the query generator and the records so far."""
+
+    split: OpenSetSplit
+    datamodule: PoolDataModule
+    strategy: Strategy
+    query_rng: np.random.Generator
+    table: MetricsTable
+    logger: object
+    first_round: int = 0
+    queries: dict = field(default_factory=dict)  # query number -> QueryCallback.result, for rows not yet written
 
 
 class Experiment:
     """Runs the loop described by a composed config and writes its records under `output_dir`."""
 
-    def __init__(self, cfg, output_dir):
+    def __init__(self, cfg: DictConfig, output_dir):
         validate_config(cfg)
         self.cfg = cfg
         self.output_dir = str(output_dir)
         self.seed = int(cfg.seed)
+        self.rounds = int(cfg.al.rounds)
         check_writable(self.output_dir, "the run directory", "give hydra.run.dir=... a folder you can write to")
         os.makedirs(self.output_dir, exist_ok=True)
+        self.config = OmegaConf.to_container(cfg, resolve=True)
 
-    # -- seeds -------------------------------------------------------------------------
-    def fit_seed(self, round_index: int, role: str) -> int:
-        return roles.fit_seed(self.seed, round_index, role)
-
-    # -- building blocks ---------------------------------------------------------------
-    def make_trainer(self, role: str, round_index: int, callbacks=()):
-        callbacks = list(callbacks)
-        if self.cfg.trainer.get("enable_progress_bar", True):
-            callbacks.append(RoundProgressBar(round_index, int(self.cfg.al.rounds), role))
-        return build(self.cfg.trainer, callbacks=callbacks, logger=False, default_root_dir=self.output_dir)
-
-    def role_config(self, role: str):
-        return roles.role_config(self.cfg, role)
-
-    def fit(self, role: str, round_index: int, datamodule, query: QueryCallback = None):
-        """Fit a fresh module of `role`; returns (module, trainer, seconds spent fitting)."""
-        seed = self.fit_seed(round_index, role)
-        L.seed_everything(seed, workers=True, verbose=False)
-        datamodule.begin_fit(seed)
-        module_cfg, datamodule.train_with_invalid = self.role_config(role)
-        module = build(module_cfg)(num_known=datamodule.num_known)
-        trainer = self.make_trainer(role, round_index, [query] if query else [])
-        start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
-        seconds = time.perf_counter() - start
-        if query is not None and query.result is not None:
-            seconds -= query.result["inference_seconds"] + query.result["selection_seconds"]
-        return module, trainer, seconds
-
-    # -- the loop ----------------------------------------------------------------------
+    # -- the run, top to bottom ----------------------------------------------------------
     def run(self) -> dict:
         """Run (or resume) the loop; a second command on the same run directory meanwhile is refused."""
         with exclusive_use(self.output_dir, "src/train.py"):
-            return self._run()
+            run_started = time.perf_counter()
+            strategy = self.check_before_start()
+            saved = load_state(self.output_dir)
+            finished = self.finished_run(saved)
+            if finished is not None:
+                return finished
+            loop = self.start_or_resume(strategy, saved)
+            started = time.perf_counter()
+            try:
+                note, stopped = self.run_rounds(loop)
+            except BaseException:
+                close_logger(loop.logger, "failed")
+                raise
+            close_logger(loop.logger)
+            return self.finish(loop, note, stopped, setup_seconds=started - run_started,
+                               loop_seconds=time.perf_counter() - started)
 
-    def _run(self) -> dict:
-        cfg = self.cfg
-        run_started = time.perf_counter()
-        strategy = build(cfg.strategy.selector)  # its parameters are checked before any data is read
-        validate_strategy(cfg, strategy)
-        check_logger_can_start(cfg)
-        config = OmegaConf.to_container(cfg, resolve=True)
+    def check_before_start(self) -> Strategy:
+        """Everything that can be refused before any data is read; returns the strategy."""
+        strategy = build(self.cfg.strategy.selector)  # its parameters are checked here
+        validate_strategy(self.cfg, strategy)
+        check_logger_can_start(self.cfg)
         foreign = foreign_records(self.output_dir)
         if foreign:
             raise ConfigError(f"{self.output_dir} holds {foreign}, which is not a record of an osal run; a run "
                               "writes its records there (and fresh=true deletes them), so give this run its own "
                               "hydra.run.dir=..., or move that file away")
-        if cfg.get("fresh"):
+        if self.cfg.get("fresh"):
             self.clear_records()
-        saved = load_state(self.output_dir)
-        if saved is not None:
-            self.check_same_run(saved[4], config)
-            finished = self.finished_summary(saved[0])
-            if finished is not None:
-                log.info("this run already finished (%s); nothing to do. Set fresh=true to run it again from "
-                         "scratch, or raise al.rounds to continue it", self.output_dir)
-                return finished
+        return strategy
 
-        datamodule = build(cfg.data)
-        datamodule.setup("fit")
-        validate_against_data(cfg, datamodule)
-        query_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1]))
-        table = MetricsTable(os.path.join(self.output_dir, "metrics.csv"))
-        queries = {}  # query number -> QueryCallback.result, for rows not yet written
-        first_round = 0
+    def start_or_resume(self, strategy: Strategy, saved: Optional[RunState]) -> Loop:
+        """Read the data and draw the initial set; a saved run's pool, generator and rows are taken back."""
+        split, datamodule = open_set_data(self.cfg)
+        validate_against_data(self.cfg, split)
+        loop = Loop(split, datamodule, strategy,
+                    query_rng=np.random.default_rng(np.random.SeedSequence([self.seed, 1])),
+                    table=MetricsTable(os.path.join(self.output_dir, "metrics.csv")), logger=None)
         if saved is not None:
-            last, arrays, rng_state, queries, _ = saved
-            datamodule.load_state_dict(arrays)
-            query_rng.bit_generator.state = rng_state
-            table.restore(last)
-            first_round = last + 1
-            log.info("resuming %s after round %d", self.output_dir, last)
-        n_initial = len(datamodule.pool.queried_in(0))
-        rounds = int(cfg.al.rounds)
+            datamodule.pool.load_state_dict(saved.pool)
+            loop.query_rng.bit_generator.state = saved.rng_state
+            loop.queries = saved.queries
+            loop.table.restore(saved.last_round)
+            loop.first_round = saved.last_round + 1
+            log.info("resuming %s after round %d", self.output_dir, saved.last_round)
+        cfg = self.cfg
         log.info("%s, mismatch %s (%d known classes), strategy %s, seed %d: %d rounds of %d queries",
-                 cfg.dataset.name, cfg.mismatch, datamodule.num_known, cfg.strategy.name, self.seed, rounds,
+                 cfg.dataset.name, cfg.mismatch, split.num_known, cfg.strategy.name, self.seed, self.rounds,
                  cfg.al.query_size)
         log.info(table_header())
-        logger = open_logger(cfg, self.output_dir)
-        for row in table.rows:  # a resumed run's logger starts afresh: give it the rounds done before
-            log_row(logger, row)
+        loop.logger = open_logger(cfg, self.output_dir)
+        for row in loop.table.rows:  # a resumed run's logger starts afresh: give it the rounds done before
+            log_row(loop.logger, row)
+        return loop
+
+    def run_rounds(self, loop: Loop):
+        """Rounds first_round..R; returns (why the run ended early or None, why it stopped or None)."""
         started = time.perf_counter()
-        note = stopped = None
-        try:
-            for r in range(first_round, rounds + 1):
-                stopped = self.too_late_for(r, table.rows, strategy)
-                if stopped:
-                    log.info(stopped)
-                    break
-                fit_seconds = 0.0
-                if r > 0 and r not in queries:
-                    if len(datamodule.pool.unlabeled) == 0:
-                        note = f"the unlabeled pool ran out after {r - 1} queries; the run ends early"
-                        log.info(note)
-                        break
-                    # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
-                    query = QueryCallback(datamodule, strategy, cfg.al.query_size, r, query_rng)
-                    _, _, fit_seconds = self.fit("detector", r, datamodule, query)
-                    queries[r] = query.result
-                counts = datamodule.pool.counts()
-                # a classifier-based strategy queries (r + 1) from the classifier it trains now
-                query = None
-                if r < rounds and strategy.query_model == "classifier" and len(datamodule.pool.unlabeled):
-                    query = QueryCallback(datamodule, strategy, cfg.al.query_size, r + 1, query_rng)
-                classifier, trainer, seconds = self.fit("classifier", r, datamodule, query)
-                fit_seconds += seconds
-                if query is not None:
-                    queries[r + 1] = query.result
-                tested = trainer.test(classifier, datamodule=datamodule, verbose=False)[0]
-                row = self.make_row(r, counts, queries.pop(r, None), tested, fit_seconds, datamodule, n_initial)
-                table.append(row)
-                datamodule.pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
-                # the round is complete once its state is saved: a crash from here on loses nothing of it
-                save_state(self.output_dir, r, datamodule, query_rng, queries, config)
-                log_row(logger, row)
-                eta = eta_seconds(time.perf_counter() - started, r - first_round + 1, rounds + 1 - first_round)
-                log.info("%s %7s", table_line(row), format_duration(eta))
-        except BaseException:
-            close_logger(logger, "failed")
-            raise
-        close_logger(logger)
-        summary = {"rows": len(table.rows), "final": table.rows[-1], "note": note, "output_dir": self.output_dir,
-                   "rounds": rounds,
+        for r in range(loop.first_round, self.rounds + 1):
+            stopped = self.too_late_for(r, loop.table.rows, loop.strategy)
+            if stopped:
+                log.info(stopped)
+                return None, stopped
+            if r > 0 and r not in loop.queries and len(loop.datamodule.pool.unlabeled) == 0:
+                note = f"the unlabeled pool ran out after {r - 1} queries; the run ends early"
+                log.info(note)
+                return note, None
+            row = self.run_round(loop, r)
+            eta = eta_seconds(time.perf_counter() - started, r - loop.first_round + 1,
+                              self.rounds + 1 - loop.first_round)
+            log.info("%s %7s", table_line(row), format_duration(eta))
+        return None, None
+
+    def run_round(self, loop: Loop, r: int) -> dict:
+        """Round r: query r (from a detector fit now, or from the last round's classifier), then fit and test
+        the classifier on the labels after it, and keep the round."""
+        pool = loop.datamodule.pool
+        fit_seconds = 0.0
+        if r > 0 and r not in loop.queries:
+            # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
+            query = self.new_query(loop, r)
+            fit_seconds += self.fit("detector", r, loop.datamodule, query).seconds
+            loop.queries[r] = query.result
+        counts = pool.counts()
+        # a classifier-based strategy queries (r + 1) from the classifier it trains now
+        query = None
+        if r < self.rounds and loop.strategy.query_model == "classifier" and len(pool.unlabeled):
+            query = self.new_query(loop, r + 1)
+        classifier = self.fit("classifier", r, loop.datamodule, query)
+        fit_seconds += classifier.seconds
+        if query is not None:
+            loop.queries[r + 1] = query.result
+        tested = classifier.trainer.test(classifier.module, datamodule=loop.datamodule, verbose=False)[0]
+        row = self.make_row(r, counts, loop.queries.pop(r, None), tested, fit_seconds, loop.split)
+        loop.table.append(row)
+        pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
+        # the round is complete once its state is saved: a crash from here on loses nothing of it
+        RunState(r, pool.state_dict(), loop.query_rng.bit_generator.state, loop.queries,
+                 self.config).save(self.output_dir)
+        log_row(loop.logger, row)
+        return row
+
+    def finish(self, loop: Loop, note, stopped, setup_seconds: float, loop_seconds: float) -> dict:
+        """The run's summary; written to summary.json (the mark of a finished run) unless it stopped early."""
+        summary = {"rows": len(loop.table.rows), "final": loop.table.rows[-1], "note": note,
+                   "output_dir": self.output_dir, "rounds": self.rounds,
                    # this invocation's time reading the data and building the pool, then running its rounds
-                   "setup_seconds": started - run_started, "loop_seconds": time.perf_counter() - started}
+                   "setup_seconds": setup_seconds, "loop_seconds": loop_seconds}
         if stopped:  # unfinished: no summary.json, and the same command continues it
             return {**summary, "stopped": stopped}
-        write_json(os.path.join(self.output_dir, "summary.json"), summary)
+        write_summary(self.output_dir, summary)
         return summary
 
-    def too_late_for(self, round_index: int, rows: list, strategy):
+    # -- a round's parts -----------------------------------------------------------------
+    def new_query(self, loop: Loop, query_number: int) -> QueryCallback:
+        return QueryCallback(loop.datamodule, loop.strategy, self.cfg.al.query_size, query_number, loop.query_rng)
+
+    def fit(self, role: str, round_index: int, datamodule: PoolDataModule, query: QueryCallback = None) -> Fit:
+        """Fit a fresh module of `role`; its seconds leave out the query's inference and selection."""
+        callbacks = [query] if query is not None else []
+        if self.cfg.trainer.get("enable_progress_bar", True):
+            callbacks.append(RoundProgressBar(round_index, self.rounds, role))
+        fit = fit_role(self.cfg, role, round_index, datamodule, callbacks, root_dir=self.output_dir)
+        if query is not None and query.result is not None:
+            fit.seconds -= query.result["inference_seconds"] + query.result["selection_seconds"]
+        return fit
+
+    def too_late_for(self, round_index: int, rows: list, strategy: Strategy) -> Optional[str]:
         """With a `deadline` (Unix time), why round `round_index` would not end before it, or None.
 
         The estimate comes from this run's earlier rounds (osal.loop.round_estimate); a run with none
@@ -192,7 +218,7 @@ class Experiment:
         deadline = self.cfg.get("deadline")
         if deadline is None or not rows:
             return None
-        needed = next_round_seconds(rows, int(self.cfg.al.rounds), int(self.cfg.al.query_size),
+        needed = next_round_seconds(rows, self.rounds, int(self.cfg.al.query_size),
                                     int(self.cfg.trainer.max_epochs), strategy.query_model == "detector")
         left = float(deadline) - time.time()
         if needed is None or needed <= left:
@@ -200,45 +226,16 @@ class Experiment:
         return (f"deadline: round {round_index} would need about {needed:.0f} s and {max(left, 0):.0f} s are left; "
                 f"stopped after round {round_index - 1}, the same command continues it")
 
-    # -- resuming ----------------------------------------------------------------------
-    def check_same_run(self, saved: dict, current: dict) -> None:
-        diffs = differences_that_matter(saved, current)
-        if diffs:
-            shown = ", ".join(diffs[:5]) + (", ..." if len(diffs) > 5 else "")
-            raise ConfigError(f"{self.output_dir} holds a run with a different config (differs in {shown}); "
-                              "give this run its own hydra.run.dir, or set fresh=true to replace that run")
-
-    def finished_summary(self, last_round: int):
-        """The saved summary when the run is complete for the rounds asked now, else None.
-
-        A summary.json marks a finished run (the report and the sweep tally read it so): when a
-        larger al.rounds continues a finished run, its old summary is removed until the new end.
-        """
-        path = os.path.join(self.output_dir, "summary.json")
-        if not os.path.exists(path):
-            return None
-        with open(path) as f:
-            summary = json.load(f)
-        if last_round >= int(self.cfg.al.rounds) or summary.get("note"):
-            return summary
-        os.remove(path)
-        return None
-
-    def clear_records(self) -> None:
-        """fresh=true: remove this run directory's records (checked to be osal's) so the run starts from scratch."""
-        for name in os.listdir(self.output_dir):
-            if record_kind(name) is not None:
-                os.remove(os.path.join(self.output_dir, name))
-
     @staticmethod
-    def make_row(r, counts, query, tested, fit_seconds, datamodule, n_initial) -> dict:
-        query = query or {"queried": 0, "queried_known": 0, "inference_seconds": 0.0, "selection_seconds": 0.0}
+    def make_row(r: int, counts: dict, query: Optional[dict], tested: dict, fit_seconds: float,
+                 split: OpenSetSplit) -> dict:
+        query = query or NO_QUERY
         return {
             "round": r, **counts,
             "queried": query["queried"], "queried_known": query["queried_known"],
             "precision": sm.precision(query["queried"], query["queried_known"]),
-            "recall": sm.recall(counts["n_labeled"], n_initial, datamodule.n_known_initial_pool),
-            "recall_incl_initial": sm.recall_incl_initial(counts["n_labeled"], datamodule.n_known_total),
+            "recall": sm.recall(counts["n_labeled"], split.n_initial, split.n_known_initial_pool),
+            "recall_incl_initial": sm.recall_incl_initial(counts["n_labeled"], split.n_known_total),
             "test_accuracy": float(tested["test_accuracy"]),
             "test_macro_precision": float(tested["test_macro_precision"]),
             "test_macro_recall": float(tested["test_macro_recall"]),
@@ -248,3 +245,34 @@ class Experiment:
             "selection_seconds": query["selection_seconds"],
             "fit_seconds": fit_seconds,
         }
+
+    # -- resuming ------------------------------------------------------------------------
+    def finished_run(self, saved: Optional[RunState]) -> Optional[dict]:
+        """The saved summary when the run directory holds this run, finished for the rounds asked now; else None.
+
+        A run with a different config is refused. A summary.json marks a finished run (the report and
+        the sweep tally read it so): when a larger al.rounds continues a finished run, its old summary is
+        removed until the new end.
+        """
+        if saved is None:
+            return None
+        diffs = differences_that_matter(saved.config, self.config)
+        if diffs:
+            shown = ", ".join(diffs[:5]) + (", ..." if len(diffs) > 5 else "")
+            raise ConfigError(f"{self.output_dir} holds a run with a different config (differs in {shown}); "
+                              "give this run its own hydra.run.dir, or set fresh=true to replace that run")
+        summary = read_summary(self.output_dir)
+        if summary is None:
+            return None
+        if saved.last_round >= self.rounds or summary.get("note"):
+            log.info("this run already finished (%s); nothing to do. Set fresh=true to run it again from "
+                     "scratch, or raise al.rounds to continue it", self.output_dir)
+            return summary
+        remove_summary(self.output_dir)
+        return None
+
+    def clear_records(self) -> None:
+        """fresh=true: remove this run directory's records (checked to be osal's) so the run starts from scratch."""
+        for name in os.listdir(self.output_dir):
+            if record_kind(name) is not None:
+                os.remove(os.path.join(self.output_dir, name))

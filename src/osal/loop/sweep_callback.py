@@ -4,7 +4,7 @@ import logging
 
 from hydra.experimental.callback import Callback
 
-from osal.report.sweep_status import describe, sweep_status
+from osal.records.sweep_status import describe, sweep_status
 
 log = logging.getLogger("osal.sweep")
 

@@ -34,14 +34,14 @@ def validate_config(cfg) -> None:
                               "(the paper uses 0.5)")
 
 
-def validate_against_data(cfg, datamodule) -> None:
-    """Checks that need the loaded data (pool size, class count)."""
+def validate_against_data(cfg, split) -> None:
+    """Checks that need the loaded data (pool size, class count) of an OpenSetSplit."""
     expected = cfg.dataset.get("num_classes")
-    found = len(datamodule.class_names)
+    found = len(split.class_names)
     if expected and int(expected) != found:
         raise ConfigError(f"dataset={cfg.dataset.name} expects {expected} classes but data_dir={cfg.data_dir} "
                           f"holds {found}; point data_dir at a copy of {cfg.dataset.name}")
-    pool = len(datamodule.pool.unlabeled)
+    pool = len(split.pool.unlabeled)
     if int(cfg.al.query_size) > pool:
         raise ConfigError(f"al.query_size={cfg.al.query_size} is larger than the unlabeled pool ({pool} examples); "
                           f"lower al.query_size to at most {pool}")

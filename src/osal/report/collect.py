@@ -4,8 +4,9 @@ import os
 
 from omegaconf import OmegaConf
 
-from osal.loop.checkpoint import RESUME_NEUTRAL
-from osal.loop.records import read_metrics
+from osal.records.metrics import read_metrics
+from osal.records.settings import NAMED_IN_DIRECTORY, RESULT_NEUTRAL
+from osal.records.summary import is_finished
 
 
 def read_run(directory):
@@ -26,12 +27,6 @@ def read_run(directory):
     return {"dir": directory, "dataset": cfg.dataset.name, "mismatch": float(cfg.mismatch),
             "strategy": cfg.strategy.name, "seed": int(cfg.seed), "rows": rows, "rounds": int(cfg.al.rounds),
             "reached": int(rows[-1]["round"]), "finished": is_finished(directory)}
-
-
-def is_finished(directory) -> bool:
-    """A run directory whose run reached its end: it holds summary.json (cheap enough for a sweep's tally
-    after every job)."""
-    return os.path.exists(os.path.join(directory, "summary.json"))
 
 
 def find_runs(root) -> list:
@@ -56,7 +51,7 @@ def find_runs(root) -> list:
 
 
 # told apart by their own columns, or not changing what a run computes (al.rounds does change a run's end)
-SET_APART = {"dataset", "mismatch", "strategy", "seed"} | (set(RESUME_NEUTRAL) - {"al.rounds"})
+SET_APART = set(NAMED_IN_DIRECTORY) | (set(RESULT_NEUTRAL) - {"al.rounds"})
 
 
 def command_line(directory) -> dict:

@@ -1,4 +1,5 @@
-"""The strategy contract: predictions in, global indices out, highest priority first."""
+"""The strategy contract: predictions in; a Selection out (global indices, highest priority first, and the
+per-example scores they were ranked by)."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -44,6 +45,28 @@ class PoolOutputs:
         return len(self.indices)
 
 
+@dataclass
+class Selection:
+    """What a strategy chose and why (in the spirit of scikit-activeml's `query(..., return_utilities=True)`).
+
+    `indices`: global indices of the chosen examples, highest priority first.
+    `scores`: one number per pool example (row i belongs to `outputs.indices[i]`): what the strategy ranked
+    by, larger first (for Coreset, each example's distance to the labeled set before the first pick).
+    `known_probability`: per pool example, for strategies that estimate how likely an example is of a known
+    class (LfOSA); None for the others.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    known_probability: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        self.indices = np.asarray(self.indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 # what a strategy may list in `needs`
 POOL_NEEDS = {"logits", "features", "mc_probabilities", "mc_scores"}
 LABELED_NEEDS = {"labeled_features", "labeled_logits"}
@@ -71,9 +94,18 @@ class Strategy:
         """For "mc_scores": a torch (T, B, C) batch of dropout softmax outputs -> (B,) scores, on its device."""
         raise NotImplementedError
 
+    def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
+        """min(budget, len(outputs)) distinct pool examples, highest priority first, and every example's score.
+
+        The default ranks by `scores` (exact ties in the seeded generator's order); a strategy that does
+        more than sort (Coreset's greedy k-center) overrides this.
+        """
+        scores = self.scores(outputs, rng)
+        return Selection(take_top(outputs, rank_descending([scores], rng), budget), scores)
+
     def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
-        """Global indices of min(budget, len(outputs)) distinct pool examples, highest priority first."""
-        return take_top(outputs, rank_descending([self.scores(outputs, rng)], rng), budget)
+        """The global indices of `query`: what the loop hands to the oracle."""
+        return self.query(outputs, budget, rng).indices
 
 
 def rank_descending(keys, rng: np.random.Generator) -> np.ndarray:

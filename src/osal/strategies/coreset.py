@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from osal.strategies.base import PoolOutputs, Strategy
+from osal.strategies.base import PoolOutputs, Selection, Strategy
 
 
 class CoresetStrategy(Strategy):
@@ -42,13 +42,17 @@ class CoresetStrategy(Strategy):
             return np.zeros(len(features), dtype=np.float32)
         return self.nearest_center_distances(features, np.asarray(labeled, dtype=np.float32))
 
-    def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
+    def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
+        """Greedy k-center picks; `scores` are the distances to the labeled set before the first pick."""
         features = np.asarray(outputs.features, dtype=np.float32)
         budget = min(int(budget), len(features))
+        if budget < 0:
+            raise ValueError(f"budget must be non-negative, got {budget}")
         if budget == 0:
-            return outputs.indices[:0]
+            return Selection(outputs.indices[:0], self.scores(outputs, rng))
         squared = np.einsum("ij,ij->i", features, features)
         nearest = self.scores(outputs, rng)
+        scores = nearest.copy()
         if outputs.labeled_features is None or len(outputs.labeled_features) == 0:
             nearest[:] = np.inf  # no centers yet: the first pick is random (below)
         chosen = np.empty(budget, dtype=np.int64)
@@ -59,4 +63,4 @@ class CoresetStrategy(Strategy):
             d = squared + squared[pick] - 2.0 * (features @ features[pick])
             np.minimum(nearest, np.maximum(d, 0.0), out=nearest)
             nearest[pick] = -1.0  # taken: never the farthest again
-        return outputs.indices[chosen]
+        return Selection(outputs.indices[chosen], scores)

@@ -7,7 +7,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Strategy, rank_descending, take_top
+from osal.strategies.base import PoolOutputs, Selection, Strategy, rank_descending, take_top
 
 
 class LfOSA(Strategy):
@@ -101,14 +101,23 @@ class LfOSA(Strategy):
         """Known probability in [0, 1] for predicted knowns; predicted unknowns in (-1, 0), ranked by margin."""
         return self._keys(outputs, rng)[0]
 
-    def select(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> np.ndarray:
-        return self.select_with_scores(outputs, budget, rng)[0]
-
-    def select_with_scores(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator):
-        """(what `select` returns, every pool example's score as `scores` gives it) from the same GMM fits.
-
-        An annotation batch shows each image's known probability beside the ranking it came from.
-        """
+    def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
+        """The ranking by known probability; `scores` as `scores` gives them, `known_probability` clipped to
+        [0, 1] (0 for predicted unknowns), from the same GMM fits."""
         score, standing = self._keys(outputs, rng)
         keys = [score, standing] if self.tie_break == "mav" else [score]
-        return take_top(outputs, rank_descending(keys, rng), budget), score
+        return Selection(take_top(outputs, rank_descending(keys, rng), budget), score, as_probability(score))
+
+
+def as_probability(score: np.ndarray) -> np.ndarray:
+    """LfOSA's scores as known probabilities: predicted unknowns (negative scores) get 0."""
+    return np.clip(score, 0.0, 1.0)
+
+
+def known_probability(detector_outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+    """LfOSA's known probability of every row of K+1-way detector outputs, with the paper's GMM settings.
+
+    For those who need the estimate without LfOSA's ranking: an annotation batch chosen by another
+    strategy, and `predict`.
+    """
+    return as_probability(LfOSA().scores(detector_outputs, rng))

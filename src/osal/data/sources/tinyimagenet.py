@@ -5,7 +5,8 @@ from pathlib import Path
 
 
 from osal.data.sources.base import ImageArrays
-from osal.data.sources.decode import check_image_size, decode_splits
+from osal.data.sources.decode import check_image_size
+from osal.data.sources.splits import decode_splits
 from osal.data.sources.listing import FileReport, ImageLister
 from osal.errors import DataNotFoundError
 

@@ -2,7 +2,7 @@
 
 import os
 
-from osal.report.collect import is_finished
+from osal.records.summary import is_finished
 
 
 def sweep_status(root) -> dict:

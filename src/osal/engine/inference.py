@@ -42,6 +42,22 @@ def run_network(network, loader, device, want_features=False, mc_samples=0, mc_r
     return out
 
 
+class LogitsOnly:
+    """What `collect_outputs` needs to return the pool's logits alone (no strategy involved)."""
+
+    needs = ("logits",)
+    mc_samples = 0
+
+
+LOGITS_ONLY = LogitsOnly()
+
+
+def inference_device(trainer_cfg) -> torch.device:
+    """Where inference outside a Trainer runs: the GPU when the trainer config would train on one."""
+    wants_gpu = str(trainer_cfg.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
 def collect_outputs(network, datamodule, strategy, device) -> PoolOutputs:
     """Everything `strategy.needs` from the unlabeled pool (and the labeled set), as numpy arrays."""
     needs = set(strategy.needs)

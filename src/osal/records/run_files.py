@@ -12,12 +12,13 @@ import zipfile
 
 import numpy as np
 
-from osal.loop.checkpoint import STATE_FILE
+from osal.records.run_state import STATE_FILE
+from osal.records.summary import SUMMARY_FILE
 
 
 def record_kind(name: str):
     """Which of a run's records a file name is, or None for any other file."""
-    if name in ("metrics.csv", "summary.json", STATE_FILE):
+    if name in ("metrics.csv", SUMMARY_FILE, STATE_FILE):
         return name
     return "pool_round" if re.fullmatch(r"pool_round_\d+\.npz", name) else None
 
@@ -29,7 +30,7 @@ def is_run_record(path: str) -> bool:
         if kind == "metrics.csv":
             with open(path) as f:
                 return f.readline().startswith("round,n_labeled,")
-        if kind == "summary.json":
+        if kind == SUMMARY_FILE:
             with open(path) as f:
                 return "output_dir" in json.load(f)
         with np.load(path) as data:

@@ -1,7 +1,6 @@
 """The run's records: metrics.csv (rewritten atomically each round) and the printed per-round table."""
 
 import csv
-import json
 import math
 import os
 
@@ -83,7 +82,3 @@ def table_line(row: dict) -> str:
         cells.append("-".rjust(width) if value is None or (isinstance(value, float) and math.isnan(value))
                      else fmt.format(value))
     return " ".join(cells)
-
-
-def write_json(path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

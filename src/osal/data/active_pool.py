@@ -1,0 +1,91 @@
+"""The pool an active learner works on, kept apart from the loaders (in the spirit of baal's ActiveLearningDataset).
+
+An ActivePool holds where every example stands (PoolState), what the oracle answered about it, and the
+oracle itself; `annotate` is the one way labels come in. The research loop gives it a SimulatedOracle
+(the training split's ground truth), an annotation project a HumanOracle (answers a person wrote down).
+Loaders are built from it by osal.data.datamodule; it knows nothing of them.
+"""
+
+from typing import Optional
+
+import numpy as np
+
+from osal.data.oracle import UNKNOWN, Oracle
+from osal.data.pool import PoolState
+
+NOT_ASKED = -2  # answer slot of an example the oracle has not been asked about
+
+
+class ActivePool:
+    """Labeled, invalid and unlabeled examples of one pool by global index, with the answers that made them so.
+
+    Args:
+        size: examples in the pool (global indices 0..size-1).
+        num_known: K, the known classes; labeled examples carry answers in [0, K).
+        oracle: who answers `annotate`; may be set later (a person's answers arrive batch by batch).
+    """
+
+    def __init__(self, size: int, num_known: int, oracle: Optional[Oracle] = None):
+        self.state = PoolState(size)
+        self.answers = np.full(size, NOT_ASKED, dtype=np.int64)
+        self.num_known = int(num_known)
+        self.oracle = oracle
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    # -- where the examples stand (derived from the state, never stored twice) ---------
+    @property
+    def labeled(self) -> np.ndarray:
+        return self.state.labeled
+
+    @property
+    def invalid(self) -> np.ndarray:
+        return self.state.invalid
+
+    @property
+    def unlabeled(self) -> np.ndarray:
+        return self.state.unlabeled
+
+    def counts(self) -> dict:
+        return self.state.counts()
+
+    def queried_in(self, round_index: int) -> np.ndarray:
+        return self.state.queried_in(round_index)
+
+    # -- the one way labels come in --------------------------------------------------
+    def annotate(self, indices, round_index: int) -> dict:
+        """Ask the oracle about `indices`: known ones join the labeled set, unknown ones the invalid set."""
+        if self.oracle is None:
+            raise RuntimeError("this pool has no oracle to ask; give it one (a SimulatedOracle or a HumanOracle)")
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        answers = self.oracle.answer(indices)
+        self.state.mark(indices, answers != UNKNOWN, round_index)
+        self.answers[indices] = answers
+        return {"queried": int(len(indices)), "queried_known": int((answers != UNKNOWN).sum())}
+
+    def training_set(self, with_invalid: bool):
+        """(global indices, targets) to train on: the labeled examples with their class and, `with_invalid`,
+        the invalid ones as class K (the detector's extra output)."""
+        indices = self.labeled
+        targets = self.answers[indices]
+        if with_invalid:
+            invalid = self.invalid
+            indices = np.concatenate([indices, invalid])
+            targets = np.concatenate([targets, np.full(len(invalid), self.num_known)])
+        return indices, targets
+
+    # -- persistence -----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {**self.state.state_dict(), "answers": self.answers.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        answers = np.asarray(state["answers"], dtype=np.int64)
+        if answers.shape != self.answers.shape:
+            raise ValueError(f"answers have {answers.shape[0]} entries, this pool has {len(self)}")
+        self.state.load_state_dict(state)
+        self.answers = answers.copy()
+
+    def save(self, path) -> None:
+        """The pool state alone (pool_round_XX.npz), written atomically."""
+        self.state.save(path)

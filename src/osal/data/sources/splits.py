@@ -1,0 +1,50 @@
+"""Both splits of a dataset decoded into ImageArrays, through the decode cache when one is given."""
+
+import logging
+
+import numpy as np
+
+from osal.data.sources.decode_cache import cache_key, read_entry, write_entry
+from osal.data.sources.base import ImageArrays
+from osal.data.sources.decode import decode_images
+from osal.data.sources.listing import FileReport
+
+log = logging.getLogger(__name__)
+
+
+def decode_splits(train_paths, train_labels, test_paths, test_labels, class_names, mode="RGB", image_size=None,
+                  desc="images", cache_dir=None, report: FileReport = None):
+    """Both splits decoded in one call (so a size mismatch between them is caught too) into ImageArrays.
+
+    With `cache_dir`, the decoded arrays are stored there on the first call and read back
+    (memory-mapped) on later ones, as long as no file changed (see decode_cache). `report` holds
+    what listing the files left out; it is logged once, with what decoding converted.
+    """
+    def arrays(train_images, test_images):
+        return ImageArrays(train_images=train_images, train_labels=np.asarray(train_labels, dtype=np.int64),
+                           test_images=test_images, test_labels=np.asarray(test_labels, dtype=np.int64),
+                           class_names=class_names)
+
+    key = None
+    if cache_dir is not None:
+        splits = {"train": (train_paths, train_labels), "test": (test_paths, test_labels)}
+        key = cache_key(splits, class_names, mode, image_size)
+        cached = read_entry(cache_dir, desc, key)
+        if cached is not None:
+            log.info("Read %d decoded %s from the cache in %s", len(train_paths) + len(test_paths), desc, cache_dir)
+            if report is not None:
+                report.log(desc)
+            return arrays(cached["train"], cached["test"])
+    listed = FileReport() if report is None else report
+    converted = FileReport()  # kept apart from what listing skipped: the cache entry remembers it
+    images = decode_images(list(train_paths) + list(test_paths), mode, image_size, desc, converted)
+    notes = converted.lines()
+    listed.merge(converted)
+    listed.log(desc)
+    n = len(train_paths)
+    result = arrays(images[:n], images[n:])
+    if key is not None:
+        write_entry(cache_dir, desc, key, {"train": result.train_images, "test": result.test_images},
+                                 {"description": desc, "train": n, "test": len(test_paths), "mode": mode,
+                                  "image_size": image_size, "classes": list(class_names), "notes": notes})
+    return result

@@ -1,0 +1,48 @@
+"""Fit one role's module (detector or classifier) on a datamodule's current labels, seeded per fit."""
+
+import time
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import lightning as L
+
+from osal.build import build
+from osal.engine.roles import fit_seed, role_config
+
+
+@dataclass
+class Fit:
+    """A finished fit: the trained module, its Trainer (for `test`, and the device it ran on), seconds spent."""
+
+    module: L.LightningModule
+    trainer: L.Trainer
+    seconds: float
+
+
+def build_trainer(trainer_cfg, callbacks: Iterable[L.Callback] = (), root_dir: Optional[str] = None) -> L.Trainer:
+    """A fresh Trainer from the `trainer` config; osal writes its own records, so Lightning logs nothing."""
+    return build(trainer_cfg, callbacks=list(callbacks), logger=False, default_root_dir=root_dir)
+
+
+def build_module(cfg, role: str, num_known: int) -> L.LightningModule:
+    """A fresh, untrained module of `role` for `num_known` known classes."""
+    module_cfg, _ = role_config(cfg, role)
+    return build(module_cfg)(num_known=num_known)
+
+
+def fit_role(cfg, role: str, round_index: int, datamodule, callbacks: Iterable[L.Callback] = (),
+             root_dir: Optional[str] = None) -> Fit:
+    """Fit a fresh module of `role` on what the datamodule's pool holds now.
+
+    The fit's seed comes from (cfg.seed, round_index, role) alone, so a round's weights do not depend
+    on how earlier rounds ran; the role says whether the invalid set is trained on as class K.
+    """
+    seed = fit_seed(cfg.seed, round_index, role)
+    L.seed_everything(seed, workers=True, verbose=False)
+    _, with_invalid = role_config(cfg, role)
+    datamodule.begin_fit(seed, with_invalid=with_invalid)
+    module = build_module(cfg, role, datamodule.num_known)
+    trainer = build_trainer(cfg.trainer, callbacks, root_dir)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    return Fit(module, trainer, time.perf_counter() - start)

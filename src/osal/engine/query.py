@@ -1,0 +1,30 @@
+"""A query: score the unlabeled pool with a trained network, let the strategy choose, time both."""
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from osal.engine.inference import collect_outputs
+from osal.strategies.base import PoolOutputs, Selection, Strategy
+
+
+@dataclass
+class Query:
+    """A strategy's choice from the pool, with the outputs it chose from and what each step cost."""
+
+    selection: Selection
+    outputs: PoolOutputs
+    inference_seconds: float
+    selection_seconds: float
+
+
+def query_pool(network: torch.nn.Module, datamodule, strategy: Strategy, budget: int, rng: np.random.Generator,
+               device) -> Query:
+    """Score the datamodule's unlabeled pool for what `strategy` needs and choose min(budget, pool) examples."""
+    start = time.perf_counter()
+    outputs = collect_outputs(network, datamodule, strategy, device)
+    scored = time.perf_counter()
+    selection = strategy.query(outputs, min(int(budget), len(outputs)), rng)
+    return Query(selection, outputs, scored - start, time.perf_counter() - scored)

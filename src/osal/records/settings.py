@@ -1,0 +1,44 @@
+"""Which settings change what a run computes: the one list that resume, run-directory names and the report share.
+
+A knob in RESULT_NEUTRAL changes how a run is watched, fed or paced, never its numbers:
+- a run may be resumed with a different value (osal.loop checks `differences_that_matter`);
+- Hydra leaves it out of the run directory's name (conf/hydra/default.yaml reads
+  `${osal_exclude_keys:}`, which is NAMED_IN_DIRECTORY + RESULT_NEUTRAL);
+- the report does not tell runs apart by it (except al.rounds, which changes where a run ends).
+"""
+
+# knobs that change how a run is watched, fed or paced, not what it computes
+RESULT_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
+                  "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
+                  "dataset.source.download", "cache_dir", "dataset.source.cache_dir", "deadline")
+
+# what a run directory's name already says (conf/hydra/default.yaml: run.dir and sweep.subdir)
+NAMED_IN_DIRECTORY = ("dataset", "mismatch", "strategy", "seed")
+
+
+def directory_name_exclusions() -> list:
+    """Hydra's override_dirname.exclude_keys: overrides that do not add to a run directory's name."""
+    return list(NAMED_IN_DIRECTORY) + list(RESULT_NEUTRAL)
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list:
+    """Dotted keys whose values differ between two nested config dicts."""
+    keys = set(saved) | set(current)
+    diffs = []
+    for key in sorted(keys, key=str):
+        a, b = saved.get(key), current.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, name + ".")
+        elif a != b:
+            diffs.append(name)
+    return diffs
+
+
+def is_result_neutral(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in RESULT_NEUTRAL)
+
+
+def differences_that_matter(saved: dict, current: dict) -> list:
+    """The dotted keys in which two resolved configs differ, RESULT_NEUTRAL knobs left out."""
+    return [d for d in config_differences(saved, current) if not is_result_neutral(d)]

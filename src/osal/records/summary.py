@@ -1,0 +1,43 @@
+"""summary.json: written when a run reaches its end, so its presence marks a finished run.
+
+The loop removes it while a larger al.rounds continues a run; the report's table and the sweep
+tally count a run as finished by this one test.
+"""
+
+import json
+import os
+from typing import Optional
+
+from osal.atomic import atomic_write_text
+
+SUMMARY_FILE = "summary.json"
+
+
+def summary_path(directory) -> str:
+    return os.path.join(str(directory), SUMMARY_FILE)
+
+
+def is_finished(directory) -> bool:
+    """A run directory whose run reached its end (cheap enough for a sweep's tally after every job)."""
+    return os.path.exists(summary_path(directory))
+
+
+def write_summary(directory, summary: dict) -> None:
+    write_json(summary_path(directory), summary)
+
+
+def read_summary(directory) -> Optional[dict]:
+    if not is_finished(directory):
+        return None
+    with open(summary_path(directory)) as f:
+        return json.load(f)
+
+
+def remove_summary(directory) -> None:
+    """The run goes on (a larger al.rounds): it is unfinished again until its new end."""
+    if is_finished(directory):
+        os.remove(summary_path(directory))
+
+
+def write_json(path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
