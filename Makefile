@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test bench clean
+.PHONY: help install run test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,8 +20,14 @@ install: $(STAMP) ## create .venv and install osal with its test tools
 run: $(STAMP) ## install if needed, then run the default job (LfOSA on the embedded digits data)
 	$(PY) src/train.py $(ARGS)
 
-test: $(STAMP) ## install if needed, then run the test suite
+test: $(STAMP) ## install if needed, then run the whole test suite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the inner loop: every test but the slow end-to-end ones (pytest -m "not slow")
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff: pyflakes, pycodestyle, import order (configured in pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 SHARED_DATA ?= ../shared/data
 BENCH_DATA ?= /tmp/osal-bench-data

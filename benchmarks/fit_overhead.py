@@ -38,7 +38,8 @@ CONF = os.path.join(HERE, "..", "conf")
 
 
 def compose(overrides):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     with initialize_config_dir(config_dir=os.path.abspath(CONF), version_base="1.3"):
         return hydra_compose("train", overrides=list(overrides))
 

@@ -33,7 +33,6 @@ MODES = {"eager": [], "reduce-overhead": ["model.compile=true", "model.compile_o
 def worker(args) -> None:
     """One run: load, signal ready, wait for the others, fit, write the epoch times."""
     import lightning as L
-
     from hydra import compose, initialize_config_dir
 
     from osal.engine.fit import fit_role

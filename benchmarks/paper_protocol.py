@@ -150,7 +150,8 @@ def main(argv=None) -> None:
     for name, overrides, epochs in jobs:
         rows, summary = read_run(args.out, name)
         if not rows:
-            lines.append(f"| {name} | - | {epochs} | 0 | - | - | - | - | - |  (no rows: {wall.get(name, ('', '?'))[1]})")
+            why = wall.get(name, ('', '?'))[1]
+            lines.append(f"| {name} | - | {epochs} | 0 | - | - | - | - | - |  (no rows: {why})")
             continue
         fits = fits_of(rows, epochs, batch_size)
         images = sum(f[3] for f in fits)
@@ -165,7 +166,8 @@ def main(argv=None) -> None:
                      f"{summary.get('setup_seconds', float('nan')):.1f} |")
     if "protocol" in measured:
         lines += ["", "Seconds per round of the protocol run (fit = detector + classifier; query = inference + "
-                  "selection):", "", "| round | labeled | invalid | fit s | query s | precision |", "|---|---|---|---|---|---|"]
+                  "selection):", "", "| round | labeled | invalid | fit s | query s | precision |",
+                  "|---|---|---|---|---|---|"]
         for row in measured["protocol"]["rows"]:
             lines.append(f"| {int(row['round'])} | {int(row['n_labeled'])} | {int(row['n_invalid'])} | "
                          f"{row['fit_seconds']:.1f} | {row['query_seconds']:.2f} | {row['precision']:.3f} |")

@@ -29,7 +29,8 @@ PER_GPU = 2
 
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="campaign.py", description=__doc__.splitlines()[0],
-                                   epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   epilog=__doc__.split("\n", 2)[2],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="advance the campaign for one window")
     run.add_argument("directory", help="the campaign directory, e.g. docs/measurements/campaigns/<name>")

@@ -20,9 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fre
 from osal.atomic import atomic_write_text  # noqa: E402
 from osal.errors import OsalError, machine_problem  # noqa: E402
 from osal.folders import check_writable  # noqa: E402
+from osal.records.sweep_status import describe, sweep_status  # noqa: E402
 from osal.report import published  # noqa: E402
 from osal.report.collect import find_runs  # noqa: E402
-from osal.records.sweep_status import describe, sweep_status  # noqa: E402
 from osal.report.table import markdown, markdown_unfinished, summarise, unfinished  # noqa: E402
 
 FIGURES = {"recall": "recall.png", "precision": "precision.png", "test_accuracy": "accuracy.png",

@@ -8,11 +8,12 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
 from osal.annotate import session
 from osal.annotate.create import create_project
 from osal.annotate.project import STATE_FILE, Project
 from osal.quiet import quiet_lightning
+
+from conftest import ROOT
 
 KNOWN = ("0", "1", "2")
 FAST = ["dataset.channels=1", "trainer=cpu", "trainer.max_epochs=4", "al.query_size=20", "seed=3"]

@@ -11,15 +11,27 @@ import shutil
 import numpy as np
 import pytest
 
-from annotation_helpers import (DIGITS, FAST, KNOWN, digits, fill_sheet, first_batch, label_studio_export,  # noqa: F401
-                                read_sheet, state_bytes, truthful, write_sheet)
 from osal.annotate import session
 from osal.annotate.cli import main
 from osal.annotate.create import create_project
 from osal.annotate.export import export, predict
 from osal.annotate.project import AnnotationError, Project
 from osal.data.oracle import UNKNOWN, HumanOracle, Oracle, SimulatedOracle
-from osal.data.pool import PoolState
+
+from annotation_helpers import (  # noqa: F401
+    DIGITS,
+    FAST,
+    KNOWN,
+    digits,
+    fill_sheet,
+    first_batch,
+    label_studio_export,
+    read_sheet,
+    state_bytes,
+    truthful,
+    write_sheet,
+)
+
 
 # -- one oracle interface -------------------------------------------------------------------
 def test_human_and_simulated_oracles_answer_through_one_code_path(first_batch):

@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from annotation_helpers import FAST, KNOWN, digits, fill_sheet, first_batch, state_bytes, write_sheet  # noqa: F401
-from conftest import ROOT
 from osal.annotate.cli import main
 from osal.annotate.create import create_project
 from osal.annotate.export import EXPORT_MARK
 from osal.annotate.project import CONFIG_FILE, Project
 from osal.folders import LOCK_FILE, exclusive_use
+
+from annotation_helpers import FAST, KNOWN, digits, fill_sheet, first_batch, state_bytes, write_sheet  # noqa: F401
+from conftest import ROOT
 from small_disks import make_read_only, resize, small_disk
 
 

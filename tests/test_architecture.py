@@ -67,7 +67,8 @@ def test_the_lower_packages_know_nothing_of_the_upper_ones():
     g = graph()
     annotate_on_loop = [m for m, imported in g.items() if package(m) == "annotate"
                         for i in imported if package(i) == "loop"]
-    loop_on_report = [m for m, imported in g.items() if package(m) == "loop" for i in imported if package(i) == "report"]
+    loop_on_report = [m for m, imported in g.items() if package(m) == "loop"
+                      for i in imported if package(i) == "report"]
     records_on_either = [m for m, imported in g.items() if package(m) == "records"
                          for i in imported if package(i) in ("loop", "report", "annotate", "engine")]
     assert annotate_on_loop == loop_on_report == records_on_either == []

@@ -26,8 +26,8 @@ def test_crop_is_a_window_of_the_zero_padded_image_with_offsets_spread_per_image
     padded = torch.nn.functional.pad(x, (pad,) * 4)
     offsets = []
     for image, crop in zip(padded, out):
-        matches = [(t, l) for t in range(2 * pad + 1) for l in range(2 * pad + 1)
-                   if torch.equal(image[:, t:t + 6, l:l + 6], crop)]
+        matches = [(t, left) for t in range(2 * pad + 1) for left in range(2 * pad + 1)
+                   if torch.equal(image[:, t:t + 6, left:left + 6], crop)]
         assert matches, "every crop is a window of its padded image"
         offsets.append(matches[0])
     assert len(set(offsets)) == (2 * pad + 1) ** 2  # all 25 offsets occur over 200 images

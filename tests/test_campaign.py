@@ -9,14 +9,15 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_train
 from osal.campaign.campaign import Campaign
 from osal.campaign.grid import compose_experiment, expand
 from osal.campaign.progress import format_table, run_dir
 from osal.campaign.scheduler import Scheduler
 from osal.errors import ConfigError
-from osal.records.run_state import load_state
 from osal.records.metrics import read_metrics
+from osal.records.run_state import load_state
+
+from conftest import ROOT, run_train
 
 GRID = ["experiment=campaign_demo"]
 TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}

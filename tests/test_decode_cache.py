@@ -5,8 +5,7 @@ import os
 
 import numpy as np
 
-from osal.data.sources import ImageFolderSource
-from osal.data.sources import decode, decode_cache
+from osal.data.sources import ImageFolderSource, decode, decode_cache
 from osal.data.sources.tinyimagenet import TinyImageNetSource
 
 from layouts import save_image, write_image_folder, write_tinyimagenet

@@ -5,10 +5,11 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import FAST, ROOT, compose_config, run_train
 from osal.data.pool import PoolState
 from osal.loop.experiment import Experiment
 from osal.records.metrics import COLUMNS, read_metrics
+
+from conftest import FAST, ROOT, compose_config, run_train
 
 SHORT = ["al.rounds=2", "al.query_size=40", "trainer.max_epochs=2", "mismatch=0.4"]
 

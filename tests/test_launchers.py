@@ -170,7 +170,8 @@ def test_slurm_job_killed_hard_fails_the_multirun(slurm_partition, tmp_path):
     """Job 1 SIGKILLs itself as it starts: the multirun must end, non-zero, naming the failed job,
     instead of waiting forever for a result the job will never write."""
     sweep, name = tmp_path / "sweep", f"osal-test-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")])))
+    paths = [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
     args = [*slurm_args(slurm_partition, name, sweep), "seed=1,2",
             "+hydra.callbacks.hard_kill={_target_:slurm_cluster.HardKill,num:1}"]
     try:

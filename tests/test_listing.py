@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_train
-from layouts import save_image
-from osal.data.split import split_open_set
 from osal.data.sources.decode import decode_images
 from osal.data.sources.imagefolder import ImageFolderSource
 from osal.data.sources.listing import is_image_file, list_images
+from osal.data.split import split_open_set
 from osal.errors import ConfigError
+
+from conftest import run_train
+from layouts import save_image
 
 CLASSES = ("a", "b", "c", "d")
 

@@ -118,9 +118,10 @@ def test_scheduler_none_gives_a_constant_learning_rate():
 
 
 def test_compile_option_compiles_the_training_forward_and_a_run_completes(tmp_path):
-    from conftest import FAST, compose_config
     from osal.build import build
     from osal.loop.experiment import Experiment
+
+    from conftest import FAST, compose_config
 
     overrides = FAST + ["model.compile=true", "+model.compile_options.backend=eager", "al.rounds=1",
                         "trainer.max_epochs=2"]

@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_train
-from osal.records.run_state import load_state
 from osal.records.metrics import read_metrics
+from osal.records.run_state import load_state
+
+from conftest import ROOT, run_train
 
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=2",
        "trainer.max_epochs=1"]
@@ -69,9 +70,10 @@ def test_the_figures_are_drawn_from_the_finished_runs_only(sweep_with_a_killed_j
 
 
 def test_a_finished_run_continued_to_more_rounds_is_unfinished_until_its_new_end(tmp_path):
-    from conftest import FAST, compose_config
     from osal.loop.experiment import Experiment
     from osal.records.summary import is_finished
+
+    from conftest import FAST, compose_config
     Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"]), tmp_path).run()
     assert is_finished(tmp_path)
     longer = Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=1"]), tmp_path)

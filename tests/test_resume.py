@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import FAST, ROOT, compose_config, run_train
 from osal.data.pool import PoolState
 from osal.errors import ConfigError, DivergenceError
-from osal.records.run_state import load_state
 from osal.loop.experiment import Experiment
 from osal.records.metrics import read_metrics
+from osal.records.run_state import load_state
+
+from conftest import FAST, ROOT, compose_config, run_train
 
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",
        "trainer.max_epochs=6"]

@@ -14,10 +14,11 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_train
 from osal.folders import exclusive_use
-from osal.records.run_state import load_state
 from osal.records.metrics import read_metrics
+from osal.records.run_state import load_state
+
+from conftest import ROOT, run_train
 from small_disks import make_read_only, small_disk
 
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",

@@ -23,8 +23,8 @@ from osal.data.sources import (
     ImageFolderSource,
     MNISTSource,
     TinyImageNetSource,
+    decode,
 )
-from osal.data.sources import decode
 from osal.errors import ConfigError, DataNotFoundError
 
 from layouts import chw_rows, dump_pickle, save_image
@@ -137,7 +137,8 @@ def test_mnist_truncated_file_is_config_error(tmp_path):
         MNISTSource(root=str(tmp_path)).load()
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"no shared real data at {SHARED_DATA} (a development-only folder)")
+@pytest.mark.skipif(not SHARED_DATA.is_dir(),
+                    reason=f"no shared real data at {SHARED_DATA} (a development-only folder)")
 def test_real_mnist_materialized(tmp_path):
     subprocess.run([sys.executable, str(SHARED_DATA / "materialize.py"), str(tmp_path), "mnist"],
                    check=True, capture_output=True)
@@ -219,7 +220,8 @@ def _cifar_folder_fixture(root: Path, names, ext="png"):
 
 
 def test_cifar10_image_folder_png_exact(tmp_path):
-    expected = _cifar_folder_fixture(tmp_path / "cifar10", CIFAR10_NAMES[::-1])  # created in reverse: order must not matter
+    # created in reverse: the order must not matter
+    expected = _cifar_folder_fixture(tmp_path / "cifar10", CIFAR10_NAMES[::-1])
     data = CIFAR10Source(root=str(tmp_path)).load()
     assert data.class_names == CIFAR10_NAMES
     assert data.train_images.shape == (20, 32, 32, 3) and data.test_images.shape == (10, 32, 32, 3)
@@ -282,7 +284,8 @@ def _tiny_fixture(base: Path, size: int):
             save_image(base / "train" / wnid / "images" / f"{wnid}_{k}.JPEG",
                   np.full((size, size, 3), (40 * c + 20 * k, 100, 200), np.uint8))
         (base / "train" / wnid / f"{wnid}_boxes.txt").write_text("")
-    val = [("val_0.JPEG", "n02000000"), ("val_1.JPEG", "n03000000"), ("val_2.JPEG", "n01000000"), ("val_3.JPEG", "n02000000")]
+    val = [("val_0.JPEG", "n02000000"), ("val_1.JPEG", "n03000000"), ("val_2.JPEG", "n01000000"),
+           ("val_3.JPEG", "n02000000")]
     for i, (name, _) in enumerate(val):
         save_image(base / "val" / "images" / name, np.full((size, size, 3), 60 * i, np.uint8))
     (base / "val" / "val_annotations.txt").write_text("".join(f"{n}\t{w}\t0\t0\t{size}\t{size}\n" for n, w in val))

@@ -15,6 +15,7 @@ from osal.strategies.lfosa import LfOSA
 from osal.strategies.openmax import OpenMaxStrategy
 from osal.strategies.random import RandomStrategy
 from osal.strategies.uncertainty import UncertaintyStrategy
+
 from strategy_contract import StrategyContract
 
 
@@ -170,11 +171,11 @@ class TestLfOSAOnTheClassifierContract(StrategyContract):
 def test_bald_scores_reduced_batch_by_batch_equal_the_whole_pool_at_once():
     import torch
 
-    from conftest import compose_config
     from osal.build import build
     from osal.engine.inference import collect_outputs, run_network
-
     from osal.loop.data import open_set_data
+
+    from conftest import compose_config
     cfg = compose_config(["strategy=bald", "data.inference_batch_size=100"])
     _, dm = open_set_data(cfg)
     network = build(cfg.model)(num_outputs=dm.num_known)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import CONF, ROOT, run_train
 from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
 from osal.report.curves import area_under_curve
+
+from conftest import CONF, ROOT, run_train
 
 TINY = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "al.rounds=2", "trainer.max_epochs=1",
         "mismatch=0.4"]

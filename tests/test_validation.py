@@ -2,10 +2,11 @@
 
 import pytest
 
-from conftest import FAST, compose_config
-from layouts import write_image_folder
 from osal.errors import ConfigError, OsalError
 from osal.loop.experiment import Experiment
+
+from conftest import FAST, compose_config
+from layouts import write_image_folder
 
 
 @pytest.mark.parametrize("override, words", [

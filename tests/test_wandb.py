@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, compose_config
 from osal.loop.experiment import Experiment
 from osal.records.metrics import COLUMNS, read_metrics
+
+from conftest import ROOT, compose_config
 
 pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402

@@ -67,7 +67,8 @@ def _run(args, root, timeout=900):
     done = subprocess.run([sys.executable, *args], cwd=root, capture_output=True, text=True, env=env,
                           timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+                           f"{done.stderr[-3000:]}")
     return done
 
 

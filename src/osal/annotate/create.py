@@ -13,13 +13,22 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from osal.annotate.answers import Problems, allowed_answers, class_index, read_csv, resolve_path
-from osal.annotate.project import (CONFIG_FILE, IMAGES_FILE, PROJECT_FILE, UNKNOWN_NAME, AnnotationError,
-                                   Project, new_state, shown, write_state)
+from osal.annotate.project import (
+    CONFIG_FILE,
+    IMAGES_FILE,
+    PROJECT_FILE,
+    UNKNOWN_NAME,
+    AnnotationError,
+    Project,
+    new_state,
+    shown,
+    write_state,
+)
 from osal.atomic import staging_folder
 from osal.build import build
 from osal.data.datamodule import channel_stats
 from osal.data.oracle import HumanOracle
-from osal.data.sources.decode import decode_images
+from osal.data.sources.decode import decode_images, image_mode
 from osal.data.sources.listing import list_images
 from osal.errors import ConfigError
 from osal.folders import check_writable
@@ -113,11 +122,9 @@ def create_project(directory, image_folder, classes, labels_csv, overrides=()) -
                               "the folder of unlabeled images")
     index_of = {p: i for i, p in enumerate(paths)}
     indices, answers = read_initial_labels(labels_csv, image_folder, index_of, class_names)
-    channels = int(cfg.dataset.channels)
-    if channels not in (1, 3):
-        raise ConfigError(f"dataset.channels={channels} is not supported; set it to 3 (RGB) or 1 (grey)")
+    mode = image_mode(cfg.dataset.channels)
     log.info("decoding %d images from %s", len(paths), shown(image_folder))
-    images = decode_images([os.path.join(image_folder, p) for p in paths], "RGB" if channels == 3 else "L",
+    images = decode_images([os.path.join(image_folder, p) for p in paths], mode,
                            cfg.dataset.image_size, desc=f"images from {image_folder}")
     mean, std = cfg.dataset.mean, cfg.dataset.std
     if mean is None or std is None:

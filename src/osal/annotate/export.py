@@ -13,10 +13,10 @@ from osal.annotate.models import ROLES, current_models, model_path
 from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, shown
 from osal.atomic import replace_folder, staging_folder
 from osal.data.pool import NEVER
-from osal.data.sources.decode import decode_images
+from osal.data.sources.decode import decode_images, image_mode
 from osal.data.sources.listing import is_image_file, list_images
-from osal.folders import check_writable
 from osal.engine.inference import LOGITS_ONLY, collect_outputs, inference_device
+from osal.folders import check_writable
 from osal.strategies.base import PoolOutputs, softmax
 from osal.strategies.lfosa import known_probability
 
@@ -143,8 +143,7 @@ def predict(project, inputs) -> list:
     paths = image_inputs(inputs)
     h, w = np.load(project.path(IMAGES_FILE), mmap_mode="r").shape[1:3]
     size = project.cfg.dataset.image_size or (h if h == w else None)  # the pool's size, as the models saw it
-    channels = int(project.cfg.dataset.channels)
-    images = decode_images(paths, "RGB" if channels == 3 else "L", size, desc="images to predict")
+    images = decode_images(paths, image_mode(project.cfg.dataset.channels), size, desc="images to predict")
     if images.shape[1:3] != (h, w):
         raise AnnotationError(f"the images are {images.shape[2]}x{images.shape[1]} but the models were trained on "
                               f"{w}x{h}; resize them, or set dataset.image_size in the project's config.yaml")

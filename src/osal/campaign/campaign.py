@@ -59,8 +59,8 @@ class Campaign:
     def save(self) -> None:
         os.makedirs(self.directory, exist_ok=True)
         text = OmegaConf.to_yaml({"overrides": self.overrides, "runs": [run.name for run in self.runs]})
-        atomic_write_text(os.path.join(self.directory, CAMPAIGN_FILE),
-                          "# written by src/campaign.py: the grid of this campaign, its runs in priority order\n" + text)
+        header = "# written by src/campaign.py: the grid of this campaign, its runs in priority order\n"
+        atomic_write_text(os.path.join(self.directory, CAMPAIGN_FILE), header + text)
 
     def refuse_changed_runs(self) -> None:
         """A run directory whose saved run has another config than the grid gives it now: refused before any

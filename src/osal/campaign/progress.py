@@ -4,9 +4,9 @@ import os
 import statistics
 from dataclasses import dataclass
 
+from osal.loop.round_estimate import example_epochs, predicted_rounds, seconds_per_example_epoch
 from osal.records.metrics import read_metrics
 from osal.records.summary import is_finished
-from osal.loop.round_estimate import example_epochs, predicted_rounds, seconds_per_example_epoch
 
 RUNS = "runs"  # the folder of a campaign that holds its run directories
 

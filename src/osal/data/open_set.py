@@ -7,11 +7,23 @@ import numpy as np
 from osal.errors import ConfigError
 
 
-def num_known_classes(mismatch: float, num_classes: int) -> int:
-    """K = round(mismatch x C): the paper's mismatch ratio is the fraction of known classes."""
-    if not isinstance(mismatch, (int, float)) or not 0.0 < float(mismatch) < 1.0:
+def check_mismatch(mismatch) -> None:
+    """The paper's mismatch ratio: a number strictly between 0 and 1, else a ConfigError."""
+    if not isinstance(mismatch, (int, float)) or isinstance(mismatch, bool) or not 0.0 < float(mismatch) < 1.0:
         raise ConfigError(f"mismatch={mismatch!r} must lie strictly between 0 and 1 (the fraction of classes "
                           "that are known); use e.g. mismatch=0.2")
+
+
+def check_init_percent(percent) -> None:
+    """The initial labeled share in percent: in (0, 100], else a ConfigError."""
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0.0 < float(percent) <= 100.0:
+        raise ConfigError(f"al.init_percent={percent} must lie in (0, 100]; it is the percentage of known-class "
+                          "training examples labeled before the first query")
+
+
+def num_known_classes(mismatch: float, num_classes: int) -> int:
+    """K = round(mismatch x C): the paper's mismatch ratio is the fraction of known classes."""
+    check_mismatch(mismatch)
     if num_classes < 3:
         raise ConfigError(f"the dataset has {num_classes} class(es); open-set active learning needs at least 3 "
                           "(two or more known classes and one or more unknown), so add classes to the data")
@@ -31,9 +43,7 @@ def initial_labeled_set(labels: np.ndarray, num_known: int, percent: float, rng:
     Not stratified by default, as in the authors' code; `stratified=True` draws the same
     percentage from each known class.
     """
-    if not 0.0 < float(percent) <= 100.0:
-        raise ConfigError(f"al.init_percent={percent} must lie in (0, 100]; it is the percentage of known-class "
-                          "training examples labeled before the first query")
+    check_init_percent(percent)
     labels = np.asarray(labels)
     known = np.flatnonzero(labels < num_known)
     groups = [known[labels[known] == c] for c in range(num_known)] if stratified else [known]

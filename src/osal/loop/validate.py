@@ -1,15 +1,13 @@
 """Checks of the run's knobs before any data is read or any model trained."""
 
-from osal.data.open_set import check_openness, num_known_classes
+from osal.data.open_set import check_init_percent, check_mismatch, check_openness, num_known_classes
 from osal.errors import ConfigError
+from osal.strategies.base import check_query_model
 
 
 def validate_config(cfg) -> None:
     """Raise ConfigError with one sentence naming the value and the fix."""
-    if not isinstance(cfg.mismatch, (int, float)) or isinstance(cfg.mismatch, bool) \
-            or not 0.0 < float(cfg.mismatch) < 1.0:
-        raise ConfigError(f"mismatch={cfg.mismatch!r} must lie strictly between 0 and 1 (the fraction of classes "
-                          "that are known); use e.g. mismatch=0.2")
+    check_mismatch(cfg.mismatch)
     if cfg.dataset.get("num_classes"):
         num_known_classes(cfg.mismatch, int(cfg.dataset.num_classes))
     check_openness(cfg.get("openness"))
@@ -22,9 +20,7 @@ def validate_config(cfg) -> None:
         raise ConfigError(f"al.rounds={al.rounds} must be at least 1 (the number of queries)")
     if int(al.query_size) < 1:
         raise ConfigError(f"al.query_size={al.query_size} must be at least 1 (examples per query)")
-    if not 0.0 < float(al.init_percent) <= 100.0:
-        raise ConfigError(f"al.init_percent={al.init_percent} must lie in (0, 100]; it is the percentage of "
-                          "known-class training examples labeled before the first query")
+    check_init_percent(al.init_percent)
     if int(cfg.trainer.max_epochs) < 1:
         raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} must be at least 1")
     for role in ("detector", "classifier"):
@@ -49,9 +45,7 @@ def validate_against_data(cfg, split) -> None:
 
 def validate_strategy(cfg, strategy) -> None:
     """The strategy's query model must exist in its config."""
-    if strategy.query_model not in ("detector", "classifier"):
-        raise ConfigError(f"strategy {cfg.strategy.name} queries with {strategy.query_model!r}; "
-                          "use 'detector' or 'classifier'")
+    check_query_model(strategy.query_model, f"strategy {cfg.strategy.name}'s query_model")
     if strategy.query_model == "detector" and not cfg.strategy.get("detector"):
         raise ConfigError(f"strategy {cfg.strategy.name} queries with a detector but strategy.detector is not "
                           "configured; add it (see conf/strategy/lfosa.yaml) or query with the classifier")

@@ -51,10 +51,10 @@ def draw(runs: list, metric: str, path: str, published=()) -> str:
     handles, labels = axes[0][0].get_legend_handles_labels()
     for row in axes:
         for ax in row:
-            for h, l in zip(*ax.get_legend_handles_labels()):
-                if l not in labels:
+            for h, label in zip(*ax.get_legend_handles_labels()):
+                if label not in labels:
                     handles.append(h)
-                    labels.append(l)
+                    labels.append(label)
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.suptitle(f"{METRICS[metric]} against round: mean and spread (±1 std) over seeds")
     fig.tight_layout()

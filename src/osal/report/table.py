@@ -10,7 +10,6 @@ import numpy as np
 
 from osal.report.curves import area_under_curve, curve
 
-
 # table columns: key of final_values -> header
 COLUMNS = {"recall": "final recall", "precision": "mean precision", "accuracy": "final accuracy",
            "recall_auc": "recall AUC", "accuracy_auc": "accuracy AUC"}

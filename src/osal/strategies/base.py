@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from osal.errors import ConfigError
+
 
 @dataclass
 class PoolOutputs:
@@ -70,6 +72,15 @@ class Selection:
 # what a strategy may list in `needs`
 POOL_NEEDS = {"logits", "features", "mc_probabilities", "mc_scores"}
 LABELED_NEEDS = {"labeled_features", "labeled_logits"}
+
+
+QUERY_MODELS = ("detector", "classifier")
+
+
+def check_query_model(query_model, where: str = "strategy.selector.query_model") -> None:
+    """A strategy queries the detector's or the classifier's outputs; anything else is a ConfigError."""
+    if query_model not in QUERY_MODELS:
+        raise ConfigError(f"{where}={query_model!r} must be 'detector' or 'classifier'")
 
 
 class Strategy:

@@ -7,7 +7,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Selection, Strategy, rank_descending, take_top
+from osal.strategies.base import PoolOutputs, Selection, Strategy, check_query_model, rank_descending, take_top
 
 
 class LfOSA(Strategy):
@@ -42,8 +42,7 @@ class LfOSA(Strategy):
     def __init__(self, query_model: str = "detector", n_components: int = 2, max_iter: int = 10,
                  tol: float = 1e-2, reg_covar: float = 5e-4, small_class_probability: float = 0.5,
                  tie_break: str = "random"):
-        if query_model not in ("detector", "classifier"):
-            raise ConfigError(f"strategy.selector.query_model={query_model!r} must be 'detector' or 'classifier'")
+        check_query_model(query_model)
         if int(n_components) < 2:
             raise ConfigError(f"strategy.selector.n_components={n_components}: the known/unknown split needs a GMM "
                               "with at least 2 components; use 2")

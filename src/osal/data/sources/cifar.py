@@ -38,7 +38,8 @@ def _unpickle(path: Path) -> dict:
             # The originals were written by Python 2: encoding="bytes" keeps their str keys as bytes.
             return pickle.load(f, encoding="bytes")
     except (OSError, pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ConfigError(f"Could not read CIFAR pickle {path} ({brief(err)}); replace it with an intact copy.") from err
+        raise ConfigError(f"Could not read CIFAR pickle {path} ({brief(err)}); replace it with an intact "
+                          "copy.") from err
 
 
 def _get(d: dict, key: str, path: Path):
@@ -100,7 +101,8 @@ class _CIFARSource:
                     f"unpack the whole original archive into {pickles}."
                 )
         meta_path = pickles / s.meta_file
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in _get(_unpickle(meta_path), s.names_key, meta_path)]
+        names = [n.decode() if isinstance(n, bytes) else str(n)
+                 for n in _get(_unpickle(meta_path), s.names_key, meta_path)]
         train_images, train_labels = self._read_split(pickles, s.train_files)
         test_images, test_labels = self._read_split(pickles, s.test_files)
         return ImageArrays(train_images, train_labels, test_images, test_labels, names)

@@ -20,6 +20,13 @@ SHOWN_PROBLEMS = 20
 # Pillow >= 9.1 moved the filters into Image.Resampling; older ones only have Image.BILINEAR.
 _BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
 
+def image_mode(channels) -> str:
+    """The Pillow mode images of `channels` are decoded in: 3 is RGB, 1 grey; anything else is a ConfigError."""
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ConfigError(f"dataset.channels={channels!r} is not supported; set it to 3 (RGB) or 1 (grey)")
+    return "RGB" if channels == 3 else "L"
+
+
 def check_image_size(image_size):
     """Return `image_size` (None or a positive int) or raise ConfigError."""
     if image_size is None:
@@ -111,7 +118,8 @@ def decode_images(paths, mode="RGB", image_size=None, desc="images", report: Fil
         elif pixels.shape[:2] != out.shape[1:3]:
             raise ConfigError(
                 f"Images differ in size: {first} is {out.shape[2]}x{out.shape[1]} but {path} is "
-                f"{pixels.shape[1]}x{pixels.shape[0]}; set dataset.image_size=<pixels> to resize every image to one square size."
+                f"{pixels.shape[1]}x{pixels.shape[0]}; set dataset.image_size=<pixels> to resize every image to one "
+                "square size."
             )
         out[i] = pixels.reshape(out.shape[1:])
         if step and ((i + 1) % step == 0 or i + 1 == n):

@@ -4,9 +4,9 @@ import os
 from pathlib import Path
 
 from osal.data.sources.base import ImageArrays
-from osal.data.sources.decode import check_image_size
-from osal.data.sources.splits import decode_splits
+from osal.data.sources.decode import check_image_size, image_mode
 from osal.data.sources.listing import FileReport, ImageLister
+from osal.data.sources.splits import decode_splits
 from osal.errors import ConfigError, DataNotFoundError
 
 
@@ -50,8 +50,7 @@ class ImageFolderSource:
     def __init__(self, root, image_size=None, channels=3, cache_dir=None):
         self.root = Path(os.path.expanduser(str(root)))
         self.image_size = check_image_size(image_size)
-        if channels not in (1, 3):
-            raise ConfigError(f"dataset.channels={channels!r} is not supported; set it to 3 (RGB) or 1 (grey).")
+        self.mode = image_mode(channels)
         self.channels = channels
         self.cache_dir = cache_dir
 
@@ -88,5 +87,5 @@ class ImageFolderSource:
         if not test_paths:
             raise self._missing("test images", "put the test images in per-class folders there")
         return decode_splits(train_paths, train_labels, test_paths, test_labels, classes,
-                             "RGB" if self.channels == 3 else "L", self.image_size, desc or f"images from {self.root}",
+                             self.mode, self.image_size, desc or f"images from {self.root}",
                              self.cache_dir, report)

@@ -58,7 +58,8 @@ class _TorchvisionIdxSource:
             test = self._dataset_class()(str(self.root), train=False, download=False)
         except (RuntimeError, TypeError, ValueError, AssertionError, OSError) as err:
             raise ConfigError(
-                f"Could not read {self.display_name} from {raw} ({brief(err)}); replace those idx files with intact copies."
+                f"Could not read {self.display_name} from {raw} ({brief(err)}); replace those idx files with intact "
+                "copies."
             ) from err
         return ImageArrays(
             # torchvision gives (N, 28, 28) uint8 tensors; add the channel axis.

@@ -4,9 +4,9 @@ import logging
 
 import numpy as np
 
-from osal.data.sources.decode_cache import cache_key, read_entry, write_entry
 from osal.data.sources.base import ImageArrays
 from osal.data.sources.decode import decode_images
+from osal.data.sources.decode_cache import cache_key, read_entry, write_entry
 from osal.data.sources.listing import FileReport
 
 log = logging.getLogger(__name__)

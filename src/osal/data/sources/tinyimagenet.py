@@ -3,11 +3,10 @@
 import os
 from pathlib import Path
 
-
 from osal.data.sources.base import ImageArrays
 from osal.data.sources.decode import check_image_size
-from osal.data.sources.splits import decode_splits
 from osal.data.sources.listing import FileReport, ImageLister
+from osal.data.sources.splits import decode_splits
 from osal.errors import DataNotFoundError
 
 FOLDER = "tiny-imagenet-200"
