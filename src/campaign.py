@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fresh clone without installing
 
@@ -52,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def slots(gpus, per_gpu: int):
+def slots(gpus: Optional[str], per_gpu: int) -> list[Optional[str]]:
     """One entry per run slot: a CUDA device index, or None for the CPU."""
     if per_gpu < 1:
         raise OsalError(f"--per-gpu {per_gpu} must be at least 1")
@@ -64,7 +65,7 @@ def slots(gpus, per_gpu: int):
     return [gpu.strip() for gpu in gpus.split(",") for _ in range(per_gpu)]
 
 
-def describe(devices) -> str:
+def describe(devices: Sequence[Optional[str]]) -> str:
     import torch
     if devices[0] is None or not torch.cuda.is_available():
         return f"the CPU ({os.cpu_count()} cores)"
@@ -72,7 +73,7 @@ def describe(devices) -> str:
     return f"{len(set(devices))} x {', '.join(names)}"
 
 
-def run(args) -> None:
+def run(args: argparse.Namespace) -> None:
     from osal.campaign.campaign import Campaign
     from osal.campaign.progress import format_table
     from osal.campaign.scheduler import Scheduler
@@ -99,7 +100,7 @@ def run(args) -> None:
         print(format_table(campaign.progress(), len(devices), device))
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     from osal.interrupt import EXIT_STATUS, Interrupted
     args = parser().parse_args(argv)
     try:

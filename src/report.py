@@ -14,6 +14,7 @@ in a second table (recall in their code's variant, rounds aligned as their code 
 import argparse
 import os
 import sys
+from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fresh clone without installing
 
@@ -35,7 +36,7 @@ PUBLISHED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 REPORT_TITLE = "# Report of "
 
 
-def check_out(out: str):
+def check_out(out: str) -> Optional[str]:
     """Why `out` cannot take the report (a file, or a folder with a report.md this command did not write),
     or None: the report overwrites its own four files there and nothing else."""
     if os.path.exists(out) and not os.path.isdir(out):
@@ -53,7 +54,7 @@ def check_out(out: str):
     return None
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return report(argv)
     except KeyboardInterrupt:
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
         return 2
 
 
-def report(argv=None) -> int:
+def report(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="a directory holding run directories (metrics.csv + .hydra/config.yaml)")
     parser.add_argument("--out", help="where the figures and report.md go (default: <root>/report)")

@@ -44,7 +44,7 @@ def test_human_and_simulated_oracles_answer_through_one_code_path(first_batch):
         pool = datamodule.pool
         pool.oracle = oracle
         assert pool.annotate([0, 1, 3, 4], round_index=1) == {"queried": 4, "queried_known": 2}
-        states.append((pool.state.state.tolist(), pool.answers.tolist()))
+        states.append((pool.pool_state.state.tolist(), pool.answers.tolist()))
     assert states[0] == states[1]
     with pytest.raises(KeyError, match="no answer for pool index 5"):
         HumanOracle([0], [1], 3).answer([0, 5])

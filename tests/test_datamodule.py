@@ -24,7 +24,7 @@ def test_initial_state():
     assert counts["n_invalid"] == 0 and sum(counts.values()) == 1437
     assert counts["n_labeled"] == round(0.10 * split.n_known_total)
     assert split.n_known_initial_pool == split.n_known_total - counts["n_labeled"]
-    assert (dm.pool.state.query_round[dm.pool.labeled] == 0).all()
+    assert (dm.pool.query_round[dm.pool.labeled] == 0).all()
 
 
 def test_same_seed_same_initial_set_other_seed_other_set():
@@ -83,6 +83,6 @@ def test_state_round_trips(datamodule):
     saved = dm.pool.state_dict()
     fresh = open_set(["mismatch=0.4"])[1]
     fresh.pool.load_state_dict(saved)
-    assert np.array_equal(fresh.pool.state.state, dm.pool.state.state)
+    assert np.array_equal(fresh.pool.pool_state.state, dm.pool.pool_state.state)
     assert np.array_equal(fresh.pool.answers, dm.pool.answers)
     assert fresh.pool.counts() == dm.pool.counts()

@@ -77,7 +77,8 @@ def test_a_finished_run_continued_to_more_rounds_is_unfinished_until_its_new_end
     Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"]), tmp_path).run()
     assert is_finished(tmp_path)
     longer = Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=1"]), tmp_path)
-    assert longer.finished_summary(last_round=1) is None
+    from osal.records.run_state import load_state
+    assert longer.finished_run(load_state(tmp_path)) is None
     assert not is_finished(tmp_path)  # while it continues, it counts as unfinished
     longer.run()
     assert is_finished(tmp_path)

@@ -45,7 +45,7 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(strategy, tm
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         saved = load_state(interrupted) if (interrupted / "state.npz").exists() else None
-        if saved is not None and saved[0] >= 1:
+        if saved is not None and saved.last_round >= 1:
             time.sleep(0.1)  # into round 2's fits
             break
         time.sleep(0.05)
@@ -86,7 +86,7 @@ def test_more_rounds_continue_a_finished_run(tmp_path):
 def test_a_directory_holding_another_run_is_refused(tmp_path):
     Experiment(compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"]), tmp_path).run()
     other = compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1", "seed=7"])
-    with pytest.raises(ConfigError, match=r"differs in data.seed, seed\)"):
+    with pytest.raises(ConfigError, match=r"differs in data.seed, seed, split.seed\)"):
         Experiment(other, tmp_path).run()
 
 

@@ -4,13 +4,14 @@ import contextlib
 import os
 import shutil
 import tempfile
+from typing import BinaryIO, Callable, Iterator, Union
 
 # mkstemp makes a private file; the final file gets the permissions a plain open() would give it
 _UMASK = os.umask(0o22)
 os.umask(_UMASK)
 
 
-def atomic_write(path, write) -> None:
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[BinaryIO], object]) -> None:
     """Call `write(binary file)` on a temporary file beside `path`, then rename it over `path`."""
     path = str(path)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-",
@@ -28,12 +29,12 @@ def atomic_write(path, write) -> None:
         raise
 
 
-def atomic_write_text(path, text: str) -> None:
+def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 @contextlib.contextmanager
-def staging_folder(final_path):
+def staging_folder(final_path: Union[str, os.PathLike]) -> Iterator[str]:
     """A new empty folder beside `final_path` to fill, then rename into place inside the block.
 
     It is removed if the block fails, so a crash never leaves a half-written folder under the final name.

@@ -4,13 +4,16 @@ Hydra wraps whatever a constructor raises in an InstantiationException, which wo
 a one-sentence ConfigError into a traceback; the original OsalError is raised instead.
 """
 
+from typing import Any
+
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from osal.errors import OsalError
 
 
-def build(config, *args, **kwargs):
+def build(config: DictConfig, *args: Any, **kwargs: Any) -> Any:
     try:
         return instantiate(config, *args, **kwargs)
     except InstantiationException as error:

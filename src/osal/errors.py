@@ -5,6 +5,7 @@ prints it without a traceback and exits non-zero.
 """
 
 import errno
+from typing import Optional
 
 
 class OsalError(Exception):
@@ -46,7 +47,7 @@ _MACHINE_PROBLEMS = {
 }
 
 
-def machine_reason(error: BaseException):
+def machine_reason(error: BaseException) -> Optional[str]:
     """What went wrong, in words, for an OSError the machine caused (a full disk, a read-only or missing
     folder, no permission), or None for any other error, which stays a bug to be reported with its traceback."""
     if not isinstance(error, OSError) or error.errno not in _MACHINE_PROBLEMS:
@@ -54,7 +55,7 @@ def machine_reason(error: BaseException):
     return _MACHINE_PROBLEMS[error.errno]
 
 
-def machine_problem(error: BaseException, where: str = "a file"):
+def machine_problem(error: BaseException, where: str = "a file") -> Optional[str]:
     """'<path>: <what went wrong>' for an OSError the machine caused, or None (see machine_reason); `where`
     stands in for the path when the error names none (a write through a file object)."""
     reason = machine_reason(error)

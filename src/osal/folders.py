@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import time
+from typing import Iterator, Union
 
 from osal.errors import OsalError, machine_reason
 
@@ -28,7 +29,7 @@ def nearest_existing(path: str) -> str:
     return path
 
 
-def check_writable(folder, what: str, fix: str) -> None:
+def check_writable(folder: Union[str, os.PathLike], what: str, fix: str) -> None:
     """Raise FolderError ('cannot write <what> <folder>: <why>; <fix>') unless a file can be created in `folder`,
     or, when it does not exist yet, in the nearest folder above it (where it would be created)."""
     folder = os.path.abspath(str(folder))
@@ -43,7 +44,7 @@ def check_writable(folder, what: str, fix: str) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_use(folder, command: str):
+def exclusive_use(folder: Union[str, os.PathLike], command: str) -> Iterator[None]:
     """Hold `folder` for `command` while the block runs; a second command on it is refused with one sentence.
 
     The lock is an flock on <folder>/.osal.lock, which the kernel drops when the process ends however it

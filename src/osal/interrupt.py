@@ -9,6 +9,8 @@ import contextlib
 import signal
 import sys
 import threading
+from types import FrameType
+from typing import Iterator, NoReturn, Optional
 
 EXIT_STATUS = 130  # the shell's convention for a command ended by Ctrl-C (128 + SIGINT)
 
@@ -18,12 +20,12 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def ctrl_c_interrupts():
+def ctrl_c_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers belong to the main thread
         return
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: Optional[FrameType]) -> NoReturn:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops without ceremony
         raise Interrupted()
 
@@ -37,7 +39,7 @@ def ctrl_c_interrupts():
 def leave_quietly_on_ctrl_c(message: str) -> None:
     """From here until a command installs `ctrl_c_interrupts`: Ctrl-C prints `message` and exits 130, rather
     than a traceback of whatever was being imported or composed."""
-    def leave(signum, frame):
+    def leave(signum: int, frame: Optional[FrameType]) -> NoReturn:
         print(message, file=sys.stderr)
         raise SystemExit(EXIT_STATUS)
 

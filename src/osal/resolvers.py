@@ -1,11 +1,13 @@
 """OmegaConf resolvers the configs use (registered on `import osal`)."""
 
+from typing import Optional
+
 from omegaconf import OmegaConf
 
 from osal.records.settings import directory_name_exclusions
 
 
-def _suffix(text) -> str:
+def _suffix(text: Optional[str]) -> str:
     """'_' + text, or nothing for empty text: run directory names without a dangling separator."""
     text = str(text or "")
     return f"_{text}" if text else ""

@@ -10,13 +10,15 @@ import io
 import json
 import os
 import posixpath
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from osal.annotate.project import UNKNOWN_NAME, AnnotationError, shown
+from osal.annotate.project import UNKNOWN_NAME, AnnotationError, Project, shown
 from osal.data.oracle import UNKNOWN
 
 CHOICE_NAME, IMAGE_NAME = "choice", "image"  # the Label Studio control and object tag names osal writes
+Entry = tuple[str, str, list[str]]  # (where in the file, the image path given, the answers given)
 
 
 class Problems:
@@ -38,7 +40,7 @@ class Problems:
 DELIMITERS = (",", ";", "\t", "|")  # spreadsheets in many locales save CSV with semicolons
 
 
-def read_csv(path, required) -> list:
+def read_csv(path: Union[str, os.PathLike], required: Sequence[str]) -> list:
     """(spreadsheet row number, row dict) of every data row; the header is row 1.
 
     The delimiter is the one of `DELIMITERS` that splits the header into the required columns.
@@ -71,7 +73,7 @@ def _cells(line: str, delimiter: str) -> list:
         return []
 
 
-def resolve_path(text: str, image_folder: str, index_of: dict):
+def resolve_path(text: str, image_folder: str, index_of: dict) -> Optional[str]:
     """The pool path (relative to the image folder) that `text` names, or None.
 
     One rule for every file that names images (initial labels, answers): `text`, with backslashes read as
@@ -88,7 +90,7 @@ def resolve_path(text: str, image_folder: str, index_of: dict):
     return relative if relative in index_of else None
 
 
-def class_index(name: str, class_names: list):
+def class_index(name: str, class_names: list) -> Optional[int]:
     """Class index of an answer, UNKNOWN for `unknown` (any letter case), None for anything else."""
     name = name.strip()
     if name.lower() == UNKNOWN_NAME:
@@ -96,11 +98,11 @@ def class_index(name: str, class_names: list):
     return class_names.index(name) if name in class_names else None
 
 
-def allowed_answers(class_names) -> str:
+def allowed_answers(class_names: Sequence[str]) -> str:
     return ", ".join(list(class_names) + [UNKNOWN_NAME])
 
 
-def read_answers(path, project, batch: dict):
+def read_answers(path: Union[str, os.PathLike], project: Project, batch: dict) -> tuple[np.ndarray, np.ndarray]:
     """(global indices, answers) of `batch`, in its order, from a filled CSV or a Label Studio export."""
     path = str(path)
     if not os.path.isfile(path):
@@ -116,7 +118,7 @@ def read_answers(path, project, batch: dict):
     return check_entries(path, entries, project, batch)
 
 
-def label_studio_entries(path) -> list:
+def label_studio_entries(path: str) -> list:
     """(where, image path, [the answers given]) of every task of a Label Studio JSON export."""
     try:
         with open(path, encoding="utf-8-sig") as f:
@@ -142,7 +144,7 @@ def label_studio_entries(path) -> list:
     return entries
 
 
-def refuse_other_batch(path, entries, project, batch: dict) -> None:
+def refuse_other_batch(path: str, entries: Sequence[Entry], project: Project, batch: dict) -> None:
     """A file that answers none of the waiting batch's images but another batch's is that batch's file: say so,
     instead of listing every row as wrong."""
     in_batch = set(batch["indices"])
@@ -158,7 +160,7 @@ def refuse_other_batch(path, entries, project, batch: dict) -> None:
                               f"file, {shown(project.batch_dir(batch['number']))}/answers.csv, filled in")
 
 
-def check_entries(path, entries, project, batch: dict):
+def check_entries(path: str, entries: Sequence[Entry], project: Project, batch: dict) -> tuple[np.ndarray, np.ndarray]:
     """The batch's answers from (where, path text, answers) entries; every problem reported at once."""
     problems = Problems(path, "nothing was applied")
     batch_indices = list(batch["indices"])

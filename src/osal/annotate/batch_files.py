@@ -9,24 +9,26 @@ import io
 import json
 import os
 import string
+from typing import Iterable, Sequence
 
 from PIL import Image
 
 from osal.annotate.answers import CHOICE_NAME, IMAGE_NAME
-from osal.annotate.project import UNKNOWN_NAME, AnnotationError
+from osal.annotate.project import UNKNOWN_NAME, AnnotationError, Project
 from osal.atomic import replace_folder, staging_folder
 
 CSV_COLUMNS = ["item", "path", "suggestion", "known_probability", "answer"]
 FILES = {"csv": "answers.csv", "tasks": "tasks.json", "config": "labeling_config.xml", "sheet": "contact_sheet.html"}
+Item = tuple[int, int, str, str, float]  # (item number, global index, path, suggestion, known probability)
 
 
-def batch_items(project, batch: dict):
+def batch_items(project: Project, batch: dict) -> list[Item]:
     """(item number, global index, path, suggestion, known probability) in the order the strategy chose them."""
     return [(item, index, project.paths[index], suggestion, probability) for item, (index, suggestion, probability)
             in enumerate(zip(batch["indices"], batch["suggestions"], batch["known_probability"]), start=1)]
 
 
-def write_batch(project, batch: dict) -> dict:
+def write_batch(project: Project, batch: dict) -> dict:
     """Write the batch's files into its directory, all of them or none; returns {kind: path}."""
     directory = project.batch_dir(batch["number"])
     items = batch_items(project, batch)
@@ -48,7 +50,7 @@ def write_batch(project, batch: dict) -> dict:
     return paths
 
 
-def csv_text(header, rows) -> str:
+def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     """A CSV file's text: the header, then the rows (quoted only where needed)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -57,12 +59,12 @@ def csv_text(header, rows) -> str:
     return out.getvalue()
 
 
-def answer_sheet(items) -> str:
+def answer_sheet(items: Sequence[Item]) -> str:
     return csv_text(CSV_COLUMNS, [(item, path, suggestion, f"{probability:.3f}", "")
                                   for item, _, path, suggestion, probability in items])
 
 
-def label_studio_tasks(project, batch: dict, items) -> str:
+def label_studio_tasks(project: Project, batch: dict, items: Sequence[Item]) -> str:
     """Label Studio tasks: the image, its pool path and index, and the suggestion as a pre-annotation."""
     url = project.cfg.annotate.label_studio_image_url
     tasks = [{
@@ -79,7 +81,7 @@ def label_studio_tasks(project, batch: dict, items) -> str:
     return json.dumps(tasks, indent=1) + "\n"
 
 
-def labeling_config(class_names) -> str:
+def labeling_config(class_names: Sequence[str]) -> str:
     choices = "\n".join(f'    <Choice value="{html.escape(name, quote=True)}"/>'
                         for name in list(class_names) + [UNKNOWN_NAME])
     return (f'<View>\n  <Image name="{IMAGE_NAME}" value="${IMAGE_NAME}"/>\n'
@@ -87,7 +89,7 @@ def labeling_config(class_names) -> str:
             f"{choices}\n  </Choices>\n</View>\n")
 
 
-def thumbnail(path, pixels: int):
+def thumbnail(path: str, pixels: int) -> tuple[str, tuple[int, int]]:
     """(data URI of a PNG at most `pixels` on a side, width, height)."""
     with Image.open(path) as img:
         img = img.convert("RGB" if img.mode not in ("L", "RGB") else img.mode)
@@ -105,7 +107,7 @@ def page_template(name: str) -> string.Template:
     return string.Template(text)
 
 
-def contact_sheet(project, batch: dict, items, csv_path) -> str:
+def contact_sheet(project: Project, batch: dict, items: Sequence[Item], csv_path: str) -> str:
     """Self-contained HTML, one card per image in the order queried: click answers and download them as the CSV.
 
     Thumbnails are embedded (the file works anywhere); small images are scaled up without smoothing.

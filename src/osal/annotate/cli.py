@@ -4,8 +4,12 @@ import argparse
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from osal.errors import OsalError
+
+if TYPE_CHECKING:  # imported where used at run time: `annotate.py --help` answers without loading torch
+    from osal.annotate.project import Project
 
 log = logging.getLogger("osal")
 
@@ -48,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
 WRITING = ("next", "import", "export", "predict")
 
 
-def run(args) -> None:
+def run(args: argparse.Namespace) -> None:
     # imported here: `annotate.py --help` answers without loading torch
     from osal.annotate.create import create_project
     from osal.annotate.project import Project
@@ -68,7 +72,7 @@ def run(args) -> None:
         run_command(args, project)
 
 
-def run_command(args, project) -> None:
+def run_command(args: argparse.Namespace, project: "Project") -> None:
     from osal.annotate import session
     from osal.annotate.export import check_predictions_file, export, format_predictions, predict
     from osal.annotate.project import shown
@@ -101,7 +105,7 @@ def run_command(args, project) -> None:
             print(text, end="")
 
 
-def interrupted_line(args) -> str:
+def interrupted_line(args: argparse.Namespace) -> str:
     """What a Ctrl-C left, by command: every change a command makes is written whole or not at all."""
     if args.command == "init":
         return f"interrupted: no project was created in {args.project}; run the same init command again"
@@ -111,7 +115,7 @@ def interrupted_line(args) -> str:
             f"it, never in between; `python src/annotate.py -p {args.project} status` shows which")
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)

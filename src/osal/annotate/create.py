@@ -5,11 +5,12 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Iterable, Sequence, Union
 
 import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from osal.annotate.answers import Problems, allowed_answers, class_index, read_csv, resolve_path
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
-def compose_config(overrides=()):
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """conf/annotate.yaml with Hydra overrides (`key=value`, `group=option`)."""
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -50,7 +51,7 @@ def compose_config(overrides=()):
     return cfg
 
 
-def check_classes(names) -> list:
+def check_classes(names: Iterable[str]) -> list:
     names = [n.strip() for n in names]
     for name in names:
         if not name or name.lower() == UNKNOWN_NAME or name.startswith(".") or "/" in name or "\\" in name:
@@ -66,7 +67,8 @@ def check_classes(names) -> list:
     return names
 
 
-def read_initial_labels(path, image_folder, index_of, class_names):
+def read_initial_labels(path: Union[str, os.PathLike], image_folder: str, index_of: dict[str, int],
+                        class_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(global indices, answers) of the initial labels CSV (columns path,class)."""
     problems = Problems(str(path), "no project was created")
     indices, answers, seen = [], [], {}
@@ -94,7 +96,8 @@ def read_initial_labels(path, image_folder, index_of, class_names):
     return np.asarray(indices, dtype=np.int64), np.asarray(answers, dtype=np.int64)
 
 
-def create_project(directory, image_folder, classes, labels_csv, overrides=()) -> Project:
+def create_project(directory: Union[str, os.PathLike], image_folder: Union[str, os.PathLike], classes: Iterable[str],
+                   labels_csv: Union[str, os.PathLike], overrides: Sequence[str] = ()) -> Project:
     """Validate everything, then write the project directory in one rename (no half-made project)."""
     directory = os.path.abspath(str(directory))
     if os.path.exists(os.path.join(directory, PROJECT_FILE)):

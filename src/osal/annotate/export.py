@@ -4,13 +4,14 @@ import json
 import logging
 import os
 import shutil
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from osal.annotate.batch_files import csv_text
 from osal.annotate.models import ROLES, current_models, model_path
-from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, shown
+from osal.annotate.project import IMAGES_FILE, UNKNOWN_NAME, AnnotationError, Project, shown
 from osal.atomic import replace_folder, staging_folder
 from osal.data.pool import NEVER
 from osal.data.sources.decode import decode_images, image_mode
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 EXPORT_MARK = ".osal_export.json"  # in every export: which project wrote it, and every file it wrote
 
 
-def check_destination(project, destination: str) -> None:
+def check_destination(project: Project, destination: str) -> None:
     """Refuse a destination an export could damage: the project folder or one holding it, a file, or a folder
     holding anything an earlier export of this project did not write. Nothing has been computed yet."""
     inside = os.path.join(os.path.realpath(destination), "")
@@ -47,7 +48,7 @@ def check_destination(project, destination: str) -> None:
                               "or empty folder, or move that folder's contents away")
 
 
-def foreign_files(project, destination: str):
+def foreign_files(project: Project, destination: str) -> Optional[str]:
     """The first entry of `destination` that an earlier export of this project did not write, or None."""
     entries = sorted(os.listdir(destination))
     if not entries:
@@ -68,7 +69,7 @@ def foreign_files(project, destination: str):
     return None
 
 
-def export(project, destination=None) -> str:
+def export(project: Project, destination: Optional[str] = None) -> str:
     """Write labels.csv, imagefolder/<class>/..., models/ into `destination` (default <project>/export).
 
     The destination is refused before any work when it could lose something (`check_destination`); an
@@ -102,7 +103,7 @@ def export(project, destination=None) -> str:
     return destination
 
 
-def copy_image_folder(project, root) -> None:
+def copy_image_folder(project: Project, root: str) -> None:
     """<root>/<class>/<file name> for every labeled image; a file name used twice in a class gets its index."""
     labeled = project.pool.labeled
     for c, name in enumerate(project.class_names):
@@ -114,7 +115,7 @@ def copy_image_folder(project, root) -> None:
             shutil.copy2(os.path.join(project.image_folder, project.paths[index]), os.path.join(root, name, target))
 
 
-def model_card(project) -> dict:
+def model_card(project: Project) -> dict:
     h, w, c = np.load(project.path(IMAGES_FILE), mmap_mode="r").shape[1:]
     return {"classes": project.class_names, "unknown": "detector output K (the last one)", "mean": project.mean,
             "std": project.std, "image_height": int(h), "image_width": int(w), "channels": int(c),
@@ -122,7 +123,7 @@ def model_card(project) -> dict:
             "networks": "osal.models.network.Network state_dicts; rebuild them from config.yaml's model"}
 
 
-def image_inputs(inputs) -> list:
+def image_inputs(inputs: Sequence[Union[str, os.PathLike]]) -> list:
     paths = []
     for item in inputs:
         item = os.path.abspath(os.path.expanduser(str(item)))
@@ -138,7 +139,7 @@ def image_inputs(inputs) -> list:
     return paths
 
 
-def predict(project, inputs) -> list:
+def predict(project: Project, inputs: Sequence[Union[str, os.PathLike]]) -> list:
     """One row per image: (path, class name or `unknown`, known probability, class probability)."""
     paths = image_inputs(inputs)
     h, w = np.load(project.path(IMAGES_FILE), mmap_mode="r").shape[1:3]
@@ -174,7 +175,7 @@ def predict(project, inputs) -> list:
 PREDICTION_COLUMNS = ["path", "prediction", "known_probability", "class_probability"]
 
 
-def check_predictions_file(project, out) -> None:
+def check_predictions_file(project: Project, out: Union[str, os.PathLike]) -> None:
     """Refuse, before any work, a --out that cannot be written or would overwrite a file predict did not write."""
     out = os.path.abspath(str(out))
     folder = os.path.dirname(out)
@@ -195,6 +196,6 @@ def check_predictions_file(project, out) -> None:
     check_writable(folder, "the folder of --out", "give --out a file in a folder you can write to")
 
 
-def format_predictions(rows) -> str:
+def format_predictions(rows: Iterable[tuple[str, str, float, float]]) -> str:
     return csv_text(PREDICTION_COLUMNS,
                     [(path, name, f"{known:.3f}", f"{p:.3f}") for path, name, known, p in rows])

@@ -10,9 +10,11 @@ import os
 
 import lightning as L
 import torch
+from omegaconf import DictConfig
 
-from osal.annotate.project import AnnotationError
+from osal.annotate.project import AnnotationError, Project
 from osal.atomic import atomic_write
+from osal.data.datamodule import PoolDataModule
 from osal.engine.fit import build_module, fit_role
 from osal.engine.roles import role_config
 
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 ROLES = ("detector", "classifier")
 
 
-def new_module(cfg, role: str, num_known: int) -> L.LightningModule:
+def new_module(cfg: DictConfig, role: str, num_known: int) -> L.LightningModule:
     module = build_module(cfg, role, num_known)
     if role == "detector" and module.num_outputs != num_known + 1:
         raise AnnotationError(f"strategy {cfg.strategy.name}'s detector has {module.num_outputs} outputs; "
@@ -36,7 +38,7 @@ class EpochLog(L.Callback):
     def __init__(self, role: str, examples: int):
         self.role, self.examples = role, examples
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch, total = trainer.current_epoch + 1, trainer.max_epochs
         if epoch == total or epoch % max(1, total // 5) == 0:
             loss = trainer.callback_metrics.get("train_loss")
@@ -44,18 +46,18 @@ class EpochLog(L.Callback):
                      "-" if loss is None else f"{float(loss):.3f}")
 
 
-def fit(cfg, role: str, datamodule, round_index: int, directory: str) -> L.LightningModule:
+def fit(cfg: DictConfig, role: str, datamodule: PoolDataModule, round_index: int, directory: str) -> L.LightningModule:
     """A fresh module of `role` fit on the datamodule's current labels (the engine's fit, seeded per batch)."""
     _, with_invalid = role_config(cfg, role)
     examples = len(datamodule.pool.training_set(with_invalid)[0])
     return fit_role(cfg, role, round_index, datamodule, [EpochLog(role, examples)], root_dir=directory).module
 
 
-def model_path(project, role: str) -> str:
+def model_path(project: Project, role: str) -> str:
     return project.path("models", f"{role}.pt")
 
 
-def current_models(project, datamodule):
+def current_models(project: Project, datamodule: PoolDataModule) -> dict[str, torch.nn.Module]:
     """{role: network} trained on the project's current labels: loaded from models/ or fit now and saved."""
     version = project.labels_version
     round_index = len(project.batches) + 1  # the seeds `next` uses for the batch after the current labels

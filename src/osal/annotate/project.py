@@ -11,6 +11,7 @@
 
 import json
 import os
+from typing import Optional, Union
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -30,7 +31,7 @@ class AnnotationError(OsalError):
     """An annotation project, its inputs or an answer file is not usable as given."""
 
 
-def shown(path) -> str:
+def shown(path: Union[str, os.PathLike]) -> str:
     """`path` as a person would type it here: relative when it lies below the current directory."""
     relative = os.path.relpath(str(path))
     return str(path) if relative.startswith("..") else relative
@@ -39,7 +40,7 @@ def shown(path) -> str:
 class Project:
     """A project directory, loaded: its description, config, pool state, answers and batch records."""
 
-    def __init__(self, directory):
+    def __init__(self, directory: Union[str, os.PathLike]):
         self.directory = os.path.abspath(str(directory))
         if not os.path.exists(os.path.join(self.directory, PROJECT_FILE)):
             raise AnnotationError(f"{self.directory} is not an annotation project (no {PROJECT_FILE}); create one "
@@ -71,14 +72,14 @@ class Project:
     def answer_name(self, answer: int) -> str:
         return UNKNOWN_NAME if answer < 0 else self.class_names[answer]
 
-    def path(self, *parts) -> str:
+    def path(self, *parts: str) -> str:
         return os.path.join(self.directory, *parts)
 
     def batch_dir(self, number: int) -> str:
         return self.path("batches", f"batch_{number:02d}")
 
     @property
-    def pending(self):
+    def pending(self) -> Optional[dict]:
         """The batch waiting for answers, or None."""
         return next((b for b in self.batches if not b["answered"]), None)
 
@@ -94,7 +95,7 @@ class Project:
         return rng
 
     # -- the datamodule ------------------------------------------------------------------
-    def datamodule(self, images=None) -> PoolDataModule:
+    def datamodule(self, images: Optional[np.ndarray] = None) -> PoolDataModule:
         """Loaders over the pool (its images read on the first setup), or over other `images` as a new pool."""
         data_cfg = self.cfg.data
         if data_cfg.get("_target_") == LEGACY_DATAMODULE:  # a project created before osal's pool had its own class
@@ -106,13 +107,14 @@ class Project:
         return factory(images=images, pool=new_state(len(images), self.num_known)[0], mean=self.mean, std=self.std)
 
     # -- persistence ---------------------------------------------------------------------
-    def save(self, rng: np.random.Generator = None) -> None:
+    def save(self, rng: Optional[np.random.Generator] = None) -> None:
         if rng is not None:
             self.rng_state = rng.bit_generator.state
         write_state(self.directory, self.pool, self.known_probability, self.batches, self.rng_state)
 
 
-def write_state(directory, pool: ActivePool, known_probability, batches, rng_state) -> None:
+def write_state(directory: str, pool: ActivePool, known_probability: np.ndarray, batches: list[dict],
+                rng_state: Optional[dict]) -> None:
     meta = json.dumps({"batches": batches, "rng": rng_state})
     atomic_write(os.path.join(directory, STATE_FILE),
                  lambda f: np.savez(f, **pool.state_dict(),
@@ -120,6 +122,6 @@ def write_state(directory, pool: ActivePool, known_probability, batches, rng_sta
                                     meta=np.array(meta)))
 
 
-def new_state(size: int, num_known: int):
+def new_state(size: int, num_known: int) -> tuple[ActivePool, np.ndarray]:
     """(pool, known probability) of a pool nobody has answered about yet."""
     return ActivePool(size, num_known), np.full(size, np.nan)

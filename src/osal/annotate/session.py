@@ -1,14 +1,16 @@
 """The steps of an annotation session: ask for the next batch, take in the answers, report where it stands."""
 
 import logging
+import os
 import time
+from typing import Union
 
 import numpy as np
 
 from osal.annotate.answers import read_answers
 from osal.annotate.batch_files import write_batch
 from osal.annotate.models import ROLES, current_models
-from osal.annotate.project import UNKNOWN_NAME, AnnotationError, shown
+from osal.annotate.project import UNKNOWN_NAME, AnnotationError, Project, shown
 from osal.build import build
 from osal.data.oracle import UNKNOWN, HumanOracle
 from osal.engine.inference import LOGITS_ONLY, collect_outputs, inference_device
@@ -18,7 +20,7 @@ from osal.strategies.lfosa import known_probability
 log = logging.getLogger(__name__)
 
 
-def next_batch(project) -> dict:
+def next_batch(project: Project) -> dict:
     """Train on the current labels, let the strategy choose the next batch, write its files; returns the batch."""
     pending = project.pending
     if pending is not None:
@@ -71,7 +73,7 @@ def next_batch(project) -> dict:
     return batch
 
 
-def import_answers(project, path) -> dict:
+def import_answers(project: Project, path: Union[str, os.PathLike]) -> dict:
     """Apply a filled answer file to the pending batch, all or nothing; returns the batch's record."""
     batch = project.pending
     if batch is None:
@@ -88,7 +90,7 @@ def import_answers(project, path) -> dict:
     return batch
 
 
-def status(project) -> dict:
+def status(project: Project) -> dict:
     """Counts, per-class labels, each batch's precision, and the estimate of known images left in the pool."""
     labeled = project.pool.labeled
     per_class = np.bincount(project.answers[labeled], minlength=project.num_known)
@@ -105,7 +107,7 @@ def status(project) -> dict:
             "answered_unknown": int((project.answers == UNKNOWN).sum())}
 
 
-def format_status(project, s: dict) -> str:
+def format_status(project: Project, s: dict) -> str:
     lines = [f"project {shown(project.directory)}: {s['images']} images in {shown(project.image_folder)}",
              f"classes: {', '.join(f'{n} {c}' for n, c in s['per_class'].items())}",
              f"labeled {s['n_labeled']}, unknown {s['n_invalid']}, unlabeled {s['n_unlabeled']} "

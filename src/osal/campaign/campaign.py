@@ -9,11 +9,12 @@
 
 import os
 import time
+from typing import Optional, Sequence, Union
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from osal.atomic import atomic_write_text
-from osal.campaign.grid import compose_experiment, expand
+from osal.campaign.grid import Run, compose_experiment, expand
 from osal.campaign.progress import fill_unknown, protocol, read_progress, run_dir
 from osal.errors import ConfigError
 from osal.records.run_state import load_state
@@ -32,7 +33,8 @@ class Campaign:
         extra: overrides that change nothing a run computes (data_dir=...), added to every run.
     """
 
-    def __init__(self, directory, overrides=None, extra=()):
+    def __init__(self, directory: Union[str, os.PathLike], overrides: Optional[Sequence[str]] = None,
+                 extra: Sequence[str] = ()):
         self.directory = os.path.abspath(str(directory))
         saved = self.saved_overrides()
         if overrides is None:
@@ -47,11 +49,11 @@ class Campaign:
         self.runs = expand(compose_experiment(self.overrides))
         self.configs = {run.name: self.compose(run) for run in self.runs}
 
-    def saved_overrides(self):
+    def saved_overrides(self) -> Optional[list[str]]:
         path = os.path.join(self.directory, CAMPAIGN_FILE)
         return [str(o) for o in OmegaConf.load(path).overrides] if os.path.exists(path) else None
 
-    def compose(self, run):
+    def compose(self, run: Run) -> DictConfig:
         """The run's config as train.py composes it (Hydra's own part removed)."""
         cfg = compose_experiment([*self.overrides, *run.overrides, *self.extra], with_hydra=False)
         return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))

@@ -9,10 +9,11 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from osal.errors import ConfigError
@@ -27,7 +28,7 @@ class Run:
     overrides: list = field(default_factory=list)
 
 
-def compose_experiment(overrides, with_hydra: bool = True):
+def compose_experiment(overrides: Sequence[str], with_hydra: bool = True) -> DictConfig:
     """conf/train.yaml with `overrides` (which name the experiment), with Hydra's own config or without."""
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -38,7 +39,7 @@ def compose_experiment(overrides, with_hydra: bool = True):
                           "experiment=reproduce_cifar10") from None
 
 
-def stages(cfg) -> list:
+def stages(cfg: DictConfig) -> list:
     """[{key: [values]}] of the experiment, in order."""
     listed = OmegaConf.select(cfg, "campaign.stages")
     if listed is None:
@@ -48,13 +49,13 @@ def stages(cfg) -> list:
                               "needs runs; add campaign.stages to the experiment (see conf/experiment/"
                               "reproduce_cifar10.yaml)")
         listed = [params]
-    def values(given) -> list:
+    def values(given: Any) -> list:  # a list of values, or one value or a comma-separated sweep
         return [str(v) for v in given] if isinstance(given, list) else [v.strip() for v in str(given).split(",")]
 
     return [{str(k): values(v) for k, v in stage.items()} for stage in OmegaConf.to_container(listed, resolve=True)]
 
 
-def run_name(pairs) -> str:
+def run_name(pairs: Iterable[tuple[str, str]]) -> str:
     """A directory name from (key, value) pairs: dataset_mismatch0.2_strategy_seed1[_key=value...]."""
     given = dict(pairs)
     parts = [given.pop("dataset", "data"), f"mismatch{given.pop('mismatch', '')}", given.pop("strategy", "lfosa"),
@@ -63,7 +64,7 @@ def run_name(pairs) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,+-]", "-", "_".join(parts))
 
 
-def expand(cfg) -> list:
+def expand(cfg: DictConfig) -> list:
     """Every run of the experiment once, stage by stage."""
     runs, seen = [], set()
     for stage in stages(cfg):

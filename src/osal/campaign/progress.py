@@ -3,6 +3,9 @@
 import os
 import statistics
 from dataclasses import dataclass
+from typing import Union
+
+from omegaconf import DictConfig
 
 from osal.loop.round_estimate import example_epochs, predicted_rounds, seconds_per_example_epoch
 from osal.records.metrics import read_metrics
@@ -24,11 +27,11 @@ class Progress:
     next_round_seconds: float  # None if unknown
 
 
-def run_dir(campaign_dir, name: str) -> str:
+def run_dir(campaign_dir: Union[str, os.PathLike], name: str) -> str:
     return os.path.join(str(campaign_dir), RUNS, name)
 
 
-def protocol(cfg) -> dict:
+def protocol(cfg: DictConfig) -> dict:
     """What the estimates need of a run's config."""
     return {"rounds": int(cfg.al.rounds), "query_size": int(cfg.al.query_size), "epochs": int(cfg.trainer.max_epochs),
             "with_detector": bool(cfg.strategy.get("detector")), "dataset": str(cfg.dataset.name),
@@ -36,7 +39,7 @@ def protocol(cfg) -> dict:
                      int(cfg.al.query_size), int(cfg.trainer.max_epochs), bool(cfg.strategy.get("detector")))}
 
 
-def read_progress(campaign_dir, name: str, cfg) -> Progress:
+def read_progress(campaign_dir: Union[str, os.PathLike], name: str, cfg: DictConfig) -> Progress:
     """One run's progress from its directory (missing: not started) and its composed config."""
     p = protocol(cfg)
     directory = run_dir(campaign_dir, name)

@@ -13,7 +13,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Optional, Union
 
+from omegaconf import DictConfig
+
+from osal.campaign.grid import Run
 from osal.campaign.progress import read_progress, run_dir
 from osal.interrupt import Interrupted, ctrl_c_interrupts
 
@@ -42,8 +46,10 @@ class Scheduler:
         startup_seconds: what a process needs before its first round (imports, reading the data).
     """
 
-    def __init__(self, campaign_dir, runs, configs, overrides, slots, window_seconds, extra=(), reserve_seconds=60.0,
-                 startup_seconds=30.0, say=print):
+    def __init__(self, campaign_dir: Union[str, os.PathLike], runs: Iterable[Run], configs: dict[str, DictConfig],
+                 overrides: Iterable[str], slots: Iterable[Optional[str]], window_seconds: float,
+                 extra: Iterable[str] = (), reserve_seconds: float = 60.0, startup_seconds: float = 30.0,
+                 say: Callable[[str], None] = print):
         self.campaign_dir, self.runs, self.configs = str(campaign_dir), list(runs), configs
         self.overrides, self.extra, self.slots = list(overrides), list(extra), list(slots)
         self.window_seconds, self.reserve, self.startup = float(window_seconds), float(reserve_seconds), \
@@ -52,12 +58,12 @@ class Scheduler:
         self.outcomes = {}  # run name -> (rounds before, rounds after, what happened)
         self.active = {}  # slot -> Launch
 
-    def command(self, run, deadline: float) -> list:
+    def command(self, run: Run, deadline: float) -> list:
         return [sys.executable, str(TRAIN), *self.overrides, *run.overrides, *self.extra,
                 f"hydra.run.dir={run_dir(self.campaign_dir, run.name)}", f"deadline={deadline:.0f}", "logger=none",
                 "trainer.enable_progress_bar=false"]
 
-    def fits(self, run, seconds_left: float) -> bool:
+    def fits(self, run: Run, seconds_left: float) -> bool:
         """Whether the run's next round (or, before any, its start) can end in `seconds_left`."""
         progress = read_progress(self.campaign_dir, run.name, self.configs[run.name])
         if progress.finished:
@@ -65,7 +71,7 @@ class Scheduler:
         need = progress.next_round_seconds
         return seconds_left > self.startup + (need if need is not None else self.startup)
 
-    def start(self, run, slot: int, deadline: float) -> Launch:
+    def start(self, run: Run, slot: int, deadline: float) -> Launch:
         directory = run_dir(self.campaign_dir, run.name)
         os.makedirs(directory, exist_ok=True)
         env = dict(os.environ)
@@ -81,7 +87,7 @@ class Scheduler:
         self.say(f"start {run.name} (slot {slot}, {before} rounds done)")
         return Launch(run, slot, process, time.time(), before)
 
-    def finish(self, launch: Launch, note: str = None) -> None:
+    def finish(self, launch: Launch, note: Optional[str] = None) -> None:
         progress = read_progress(self.campaign_dir, launch.run.name, self.configs[launch.run.name])
         code = launch.process.returncode
         what = note or ("finished" if progress.finished else ("stopped at the deadline" if code == 0

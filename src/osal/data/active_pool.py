@@ -6,9 +6,11 @@ oracle itself; `annotate` is the one way labels come in. The research loop gives
 Loaders are built from it by osal.data.datamodule; it knows nothing of them.
 """
 
-from typing import Optional
+import os
+from typing import Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from osal.data.oracle import UNKNOWN, Oracle
 from osal.data.pool import PoolState
@@ -25,46 +27,51 @@ class ActivePool:
         oracle: who answers `annotate`; may be set later (a person's answers arrive batch by batch).
     """
 
-    def __init__(self, size: int, num_known: int, oracle: Optional[Oracle] = None):
-        self.state = PoolState(size)
+    def __init__(self, size: int, num_known: int, oracle: Optional[Oracle] = None) -> None:
+        self.pool_state = PoolState(size)  # where each example stands, and since which round
         self.answers = np.full(size, NOT_ASKED, dtype=np.int64)
         self.num_known = int(num_known)
         self.oracle = oracle
 
     def __len__(self) -> int:
-        return len(self.state)
+        return len(self.pool_state)
 
     # -- where the examples stand (derived from the state, never stored twice) ---------
     @property
     def labeled(self) -> np.ndarray:
-        return self.state.labeled
+        return self.pool_state.labeled
 
     @property
     def invalid(self) -> np.ndarray:
-        return self.state.invalid
+        return self.pool_state.invalid
 
     @property
     def unlabeled(self) -> np.ndarray:
-        return self.state.unlabeled
+        return self.pool_state.unlabeled
+
+    @property
+    def query_round(self) -> np.ndarray:
+        """The round each example was queried in (-1 never, 0 the initial set)."""
+        return self.pool_state.query_round
 
     def counts(self) -> dict:
-        return self.state.counts()
+        return self.pool_state.counts()
 
     def queried_in(self, round_index: int) -> np.ndarray:
-        return self.state.queried_in(round_index)
+        return self.pool_state.queried_in(round_index)
 
     # -- the one way labels come in --------------------------------------------------
-    def annotate(self, indices, round_index: int) -> dict:
+    def annotate(self, indices: ArrayLike, round_index: int) -> dict:
         """Ask the oracle about `indices`: known ones join the labeled set, unknown ones the invalid set."""
         if self.oracle is None:
             raise RuntimeError("this pool has no oracle to ask; give it one (a SimulatedOracle or a HumanOracle)")
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         answers = self.oracle.answer(indices)
-        self.state.mark(indices, answers != UNKNOWN, round_index)
+        self.pool_state.mark(indices, answers != UNKNOWN, round_index)
         self.answers[indices] = answers
         return {"queried": int(len(indices)), "queried_known": int((answers != UNKNOWN).sum())}
 
-    def training_set(self, with_invalid: bool):
+    def training_set(self, with_invalid: bool) -> tuple[np.ndarray, np.ndarray]:
         """(global indices, targets) to train on: the labeled examples with their class and, `with_invalid`,
         the invalid ones as class K (the detector's extra output)."""
         indices = self.labeled
@@ -77,15 +84,15 @@ class ActivePool:
 
     # -- persistence -----------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {**self.state.state_dict(), "answers": self.answers.copy()}
+        return {**self.pool_state.state_dict(), "answers": self.answers.copy()}
 
     def load_state_dict(self, state: dict) -> None:
         answers = np.asarray(state["answers"], dtype=np.int64)
         if answers.shape != self.answers.shape:
             raise ValueError(f"answers have {answers.shape[0]} entries, this pool has {len(self)}")
-        self.state.load_state_dict(state)
+        self.pool_state.load_state_dict(state)
         self.answers = answers.copy()
 
-    def save(self, path) -> None:
+    def save(self, path: Union[str, os.PathLike]) -> None:
         """The pool state alone (pool_round_XX.npz), written atomically."""
-        self.state.save(path)
+        self.pool_state.save(path)

@@ -12,6 +12,7 @@ same random stream.
 """
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,8 @@ class BatchAugment:
         rotation: rotate each image by an angle drawn uniformly from [-rotation, rotation] degrees.
     """
 
-    def __init__(self, mean, std, crop_padding: int = 0, hflip: bool = False, rotation: float = 0.0):
+    def __init__(self, mean: Sequence[float], std: Sequence[float], crop_padding: int = 0, hflip: bool = False,
+                 rotation: float = 0.0) -> None:
         self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
         self.crop_padding, self.hflip, self.rotation = int(crop_padding), bool(hflip), float(rotation)

@@ -5,12 +5,13 @@ from is the caller's business (the research loop's OpenSetSplit, an annotation p
 """
 
 import logging
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
 
 from osal.data.active_pool import ActivePool
 from osal.data.batch_augment import BatchAugment
@@ -21,6 +22,8 @@ from osal.errors import ConfigError
 log = logging.getLogger(__name__)
 
 Images = Union[np.ndarray, Callable[[], np.ndarray]]
+# (images, targets, global indices); images is None until the batched pipeline gathers them after transfer
+Batch = tuple[Optional[torch.Tensor], torch.Tensor, torch.Tensor]
 
 
 class PoolDataModule(L.LightningDataModule):
@@ -43,9 +46,10 @@ class PoolDataModule(L.LightningDataModule):
     PIPELINES = ("batched", "per_sample")
 
     def __init__(self, images: Images, pool: ActivePool, test_images: Optional[np.ndarray] = None,
-                 test_labels: Optional[np.ndarray] = None, mean=None, std=None, augment=None, batch_size: int = 128,
-                 inference_batch_size: int = 1024, num_workers: int = 0, pin_memory: bool = False,
-                 pipeline: str = "batched", seed: int = 0):
+                 test_labels: Optional[np.ndarray] = None, mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None, augment: Optional[Mapping[str, Any]] = None,
+                 batch_size: int = 128, inference_batch_size: int = 1024, num_workers: int = 0,
+                 pin_memory: bool = False, pipeline: str = "batched", seed: int = 0) -> None:
         super().__init__()
         if pipeline not in self.PIPELINES:
             raise ConfigError(f"data.pipeline={pipeline!r} is not one of {', '.join(self.PIPELINES)}; "
@@ -74,7 +78,7 @@ class PoolDataModule(L.LightningDataModule):
         self.test_images = self.test_labels = self.known_test = None
 
     # -- set-up ----------------------------------------------------------------------
-    def setup(self, stage=None) -> None:
+    def setup(self, stage: Optional[str] = None) -> None:
         if self.train_images is not None:  # Lightning calls setup for every fit/test; the images load once
             return
         images = self._images() if callable(self._images) else self._images
@@ -105,7 +109,7 @@ class PoolDataModule(L.LightningDataModule):
         self.with_invalid = bool(with_invalid)
         self._augment_generator = None
 
-    def _train_loader(self, dataset) -> DataLoader:
+    def _train_loader(self, dataset: Dataset) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
         # BatchNorm cannot train on a batch of one example: drop such a trailing batch
         drop_last = len(dataset) % self.batch_size == 1 and len(dataset) > 1
@@ -116,7 +120,7 @@ class PoolDataModule(L.LightningDataModule):
                           drop_last=drop_last, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         """Batched pipeline: gather the batch's images on its device and augment them there."""
         images, targets, indices = batch
         if images is not None:  # inference and test batches arrive transformed
@@ -130,7 +134,7 @@ class PoolDataModule(L.LightningDataModule):
         x = self.batch_augment()(self._device_images[1][indices], self._augment_generator)
         return x, targets, indices
 
-    def training_batches(self, device="cpu"):
+    def training_batches(self, device: Union[str, torch.device] = "cpu") -> Iterator[Batch]:
         """(x, y, global index) training batches on `device`, ready for the network, outside a Trainer
         (what Lightning does with `train_dataloader` and this module's transfer hook)."""
         for images, targets, indices in self.train_dataloader():
@@ -144,16 +148,16 @@ class PoolDataModule(L.LightningDataModule):
             self._batch_augment = BatchAugment(self.mean, self.std, **self.augment)
         return self._batch_augment
 
-    def _inference_loader(self, images, targets, indices) -> DataLoader:
+    def _inference_loader(self, images: torch.Tensor, targets: np.ndarray, indices: np.ndarray) -> DataLoader:
         """Index order, the test transform applied a whole batch at a time."""
         batches = IndexedBatches(images, targets, indices, self.test_transform(), self.inference_batch_size)
         return DataLoader(batches, batch_size=None, shuffle=False, num_workers=self.num_workers,
                           pin_memory=self.pin_memory)
 
-    def train_transform(self):
+    def train_transform(self) -> v2.Compose:
         return train_transform(self.image_size, self.mean, self.std, **self.augment)
 
-    def test_transform(self):
+    def test_transform(self) -> v2.Compose:
         return test_transform(self.mean, self.std)
 
     def train_dataloader(self) -> DataLoader:
@@ -181,7 +185,7 @@ class PoolDataModule(L.LightningDataModule):
         return self._inference_loader(self.test_images, self.test_labels[self.known_test], self.known_test)
 
 
-def channel_stats(images: np.ndarray, chunk_rows: int = 1 << 22):
+def channel_stats(images: np.ndarray, chunk_rows: int = 1 << 22) -> tuple[list[float], list[float]]:
     """Per-channel mean and std in [0, 1] units of a uint8 (N, H, W, C) array, in bounded memory."""
     flat = images.reshape(-1, images.shape[-1])
     total = np.zeros(flat.shape[1])

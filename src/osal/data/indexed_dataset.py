@@ -1,5 +1,7 @@
 """A map-style dataset over in-memory images that also returns each example's global index."""
 
+from typing import Callable, Sequence
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -12,7 +14,8 @@ class IndexedImageDataset(Dataset):
     subset positions (the trap of pool-relative indices).
     """
 
-    def __init__(self, images: torch.Tensor, targets: np.ndarray, indices: np.ndarray, transform):
+    def __init__(self, images: torch.Tensor, targets: np.ndarray, indices: np.ndarray,
+                 transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.images = images
         self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
@@ -23,7 +26,7 @@ class IndexedImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, position: int):
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index = self.indices[position]
         return self.transform(self.images[index]), self.targets[position], index
 
@@ -36,7 +39,8 @@ class IndexedBatches(IndexedImageDataset):
     MNIST-sized images on a CPU). Use with `DataLoader(batch_size=None)`.
     """
 
-    def __init__(self, images: torch.Tensor, targets: np.ndarray, indices: np.ndarray, transform, batch_size: int):
+    def __init__(self, images: torch.Tensor, targets: np.ndarray, indices: np.ndarray,
+                 transform: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> None:
         super().__init__(images, targets, indices, transform)
         self.batch_size = int(batch_size)
 
@@ -47,7 +51,7 @@ class IndexedBatches(IndexedImageDataset):
     def num_examples(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, batch: int):
+    def __getitem__(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         window = slice(batch * self.batch_size, (batch + 1) * self.batch_size)
         index = self.indices[window]
         return self.transform(self.images[index]), self.targets[window], index
@@ -62,7 +66,7 @@ class IndexedTargets(Dataset):
     `PoolDataModule.on_after_batch_transfer` fills in the augmented images.
     """
 
-    def __init__(self, targets: np.ndarray, indices: np.ndarray):
+    def __init__(self, targets: np.ndarray, indices: np.ndarray) -> None:
         self.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         self.targets = torch.as_tensor(np.asarray(targets, dtype=np.int64))
         if len(self.targets) != len(self.indices):
@@ -71,14 +75,14 @@ class IndexedTargets(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, position: int):
+    def __getitem__(self, position: int) -> tuple[None, torch.Tensor, torch.Tensor]:
         return self.__getitems__([position])
 
-    def __getitems__(self, positions):
+    def __getitems__(self, positions: Sequence[int]) -> tuple[None, torch.Tensor, torch.Tensor]:
         positions = torch.as_tensor(positions, dtype=torch.int64)
         return None, self.targets[positions], self.indices[positions]
 
 
-def keep_batch(batch):
+def keep_batch(batch: tuple) -> tuple:
     """collate_fn for datasets whose `__getitems__` already returns a whole batch."""
     return batch

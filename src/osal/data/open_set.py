@@ -7,14 +7,14 @@ import numpy as np
 from osal.errors import ConfigError
 
 
-def check_mismatch(mismatch) -> None:
+def check_mismatch(mismatch: object) -> None:
     """The paper's mismatch ratio: a number strictly between 0 and 1, else a ConfigError."""
     if not isinstance(mismatch, (int, float)) or isinstance(mismatch, bool) or not 0.0 < float(mismatch) < 1.0:
         raise ConfigError(f"mismatch={mismatch!r} must lie strictly between 0 and 1 (the fraction of classes "
                           "that are known); use e.g. mismatch=0.2")
 
 
-def check_init_percent(percent) -> None:
+def check_init_percent(percent: object) -> None:
     """The initial labeled share in percent: in (0, 100], else a ConfigError."""
     if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0.0 < float(percent) <= 100.0:
         raise ConfigError(f"al.init_percent={percent} must lie in (0, 100]; it is the percentage of known-class "
@@ -64,7 +64,7 @@ def initial_labeled_set(labels: np.ndarray, num_known: int, percent: float, rng:
     return chosen
 
 
-def check_openness(openness) -> None:
+def check_openness(openness: object) -> None:
     """None, or a number in [0, 1); anything else is a ConfigError."""
     if openness is not None and (isinstance(openness, bool) or not isinstance(openness, (int, float))
                                  or not 0.0 <= float(openness) < 1.0):

@@ -9,6 +9,7 @@ answers a person wrote into a sheet. Pools and strategies never know who answere
 from abc import ABC, abstractmethod
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 UNKNOWN = -1
 
@@ -26,7 +27,7 @@ class Oracle(ABC):
 class SimulatedOracle(Oracle):
     """Answers from ground-truth labels: classes below `num_known` are known."""
 
-    def __init__(self, labels: np.ndarray, num_known: int):
+    def __init__(self, labels: np.ndarray, num_known: int) -> None:
         self._labels = np.asarray(labels, dtype=np.int64)
         self.num_known = int(num_known)
 
@@ -42,7 +43,7 @@ class HumanOracle(Oracle):
     cannot be queried on the spot, so the answer files are checked before they are used.
     """
 
-    def __init__(self, indices, answers, num_known: int):
+    def __init__(self, indices: ArrayLike, answers: ArrayLike, num_known: int) -> None:
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         answers = np.asarray(answers, dtype=np.int64).reshape(-1)
         if len(indices) != len(answers):

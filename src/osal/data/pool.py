@@ -6,7 +6,11 @@ Masks, counts and index lists are computed from these two arrays and never
 stored twice, so they cannot disagree.
 """
 
+import os
+from typing import Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from osal.atomic import atomic_write
 
@@ -17,7 +21,7 @@ NEVER = -1
 class PoolState:
     """Labeled / invalid / unlabeled state of every training example, by global index."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int) -> None:
         self.state = np.full(size, UNLABELED, dtype=np.int8)
         self.query_round = np.full(size, NEVER, dtype=np.int32)
 
@@ -48,7 +52,7 @@ class PoolState:
         return np.flatnonzero(self.query_round == round_index)
 
     # -- the one mutation ------------------------------------------------------------
-    def mark(self, indices, is_known, round_index: int) -> None:
+    def mark(self, indices: ArrayLike, is_known: ArrayLike, round_index: int) -> None:
         """Record the oracle's answers: known examples become labeled, the others invalid.
 
         Raises ValueError (and changes nothing) if an index is out of range, repeated,
@@ -84,12 +88,12 @@ class PoolState:
             raise ValueError("pool state is inconsistent: an example is unlabeled but has a query round, or vice versa")
         self.state, self.query_round = new_state.copy(), new_round.copy()
 
-    def save(self, path) -> None:
+    def save(self, path: Union[str, os.PathLike]) -> None:
         """Written atomically: an interrupted save leaves the previous file (or none), never half of one."""
         atomic_write(path, lambda f: np.savez_compressed(f, **self.state_dict()))
 
     @classmethod
-    def load(cls, path) -> "PoolState":
+    def load(cls, path: Union[str, os.PathLike]) -> "PoolState":
         with np.load(path) as data:
             pool = cls(len(data["state"]))
             pool.load_state_dict({k: data[k] for k in ("state", "query_round")})

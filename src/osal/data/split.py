@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -10,6 +10,9 @@ from osal.data.active_pool import ActivePool
 from osal.data.open_set import initial_labeled_set, num_known_classes, openness_subset
 from osal.data.oracle import SimulatedOracle
 from osal.errors import ConfigError
+
+if TYPE_CHECKING:  # the sources package imports Pillow and every reader: not needed to split
+    from osal.data.sources.base import ImageSource
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class OpenSetSplit:
         return self.n_known_total - self.n_initial
 
 
-def split_open_set(source, mismatch: float, init_percent: float, init_stratified: bool = False,
+def split_open_set(source: "ImageSource", mismatch: float, init_percent: float, init_stratified: bool = False,
                    openness: Optional[float] = None, seed: int = 0) -> OpenSetSplit:
     """Load `source` and build the open-set protocol on it.
 

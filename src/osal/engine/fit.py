@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import lightning as L
+from omegaconf import DictConfig
 
 from osal.build import build
+from osal.data.datamodule import PoolDataModule
 from osal.engine.roles import fit_seed, role_config
 
 
@@ -19,19 +21,20 @@ class Fit:
     seconds: float
 
 
-def build_trainer(trainer_cfg, callbacks: Iterable[L.Callback] = (), root_dir: Optional[str] = None) -> L.Trainer:
+def build_trainer(trainer_cfg: DictConfig, callbacks: Iterable[L.Callback] = (),
+                  root_dir: Optional[str] = None) -> L.Trainer:
     """A fresh Trainer from the `trainer` config; osal writes its own records, so Lightning logs nothing."""
     return build(trainer_cfg, callbacks=list(callbacks), logger=False, default_root_dir=root_dir)
 
 
-def build_module(cfg, role: str, num_known: int) -> L.LightningModule:
+def build_module(cfg: DictConfig, role: str, num_known: int) -> L.LightningModule:
     """A fresh, untrained module of `role` for `num_known` known classes."""
     module_cfg, _ = role_config(cfg, role)
     return build(module_cfg)(num_known=num_known)
 
 
-def fit_role(cfg, role: str, round_index: int, datamodule, callbacks: Iterable[L.Callback] = (),
-             root_dir: Optional[str] = None) -> Fit:
+def fit_role(cfg: DictConfig, role: str, round_index: int, datamodule: PoolDataModule,
+             callbacks: Iterable[L.Callback] = (), root_dir: Optional[str] = None) -> Fit:
     """Fit a fresh module of `role` on what the datamodule's pool holds now.
 
     The fit's seed comes from (cfg.seed, round_index, role) alone, so a round's weights do not depend

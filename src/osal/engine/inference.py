@@ -1,9 +1,14 @@
 """Inference for a query: one place, in batches, under inference mode, on the test transform."""
 
+from typing import Callable, Optional, Union
+
 import numpy as np
 import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
 
-from osal.strategies.base import LABELED_NEEDS, POOL_NEEDS, PoolOutputs
+from osal.data.datamodule import PoolDataModule
+from osal.strategies.base import LABELED_NEEDS, POOL_NEEDS, PoolOutputs, Strategy
 
 
 def _prepare(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -13,7 +18,8 @@ def _prepare(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 @torch.inference_mode()
-def run_network(network, loader, device, want_features=False, mc_samples=0, mc_reduce=None) -> dict:
+def run_network(network: torch.nn.Module, loader: DataLoader, device: torch.device, want_features: bool = False,
+                mc_samples: int = 0, mc_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> dict:
     """Logits (and features, MC-dropout probabilities) of every batch of `loader` ((x, y, global index)).
 
     With `mc_reduce`, each batch's (T, B, C) dropout probabilities are reduced to (B,) `mc_scores`
@@ -52,13 +58,14 @@ class LogitsOnly:
 LOGITS_ONLY = LogitsOnly()
 
 
-def inference_device(trainer_cfg) -> torch.device:
+def inference_device(trainer_cfg: DictConfig) -> torch.device:
     """Where inference outside a Trainer runs: the GPU when the trainer config would train on one."""
     wants_gpu = str(trainer_cfg.get("accelerator", "auto")) in ("auto", "gpu", "cuda")
     return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
-def collect_outputs(network, datamodule, strategy, device) -> PoolOutputs:
+def collect_outputs(network: torch.nn.Module, datamodule: PoolDataModule, strategy: Union[Strategy, LogitsOnly],
+                    device: torch.device) -> PoolOutputs:
     """Everything `strategy.needs` from the unlabeled pool (and the labeled set), as numpy arrays."""
     needs = set(strategy.needs)
     unknown = needs - POOL_NEEDS - LABELED_NEEDS

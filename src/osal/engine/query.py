@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from osal.data.datamodule import PoolDataModule
 from osal.engine.inference import collect_outputs
 from osal.strategies.base import PoolOutputs, Selection, Strategy
 
@@ -20,8 +21,8 @@ class Query:
     selection_seconds: float
 
 
-def query_pool(network: torch.nn.Module, datamodule, strategy: Strategy, budget: int, rng: np.random.Generator,
-               device) -> Query:
+def query_pool(network: torch.nn.Module, datamodule: PoolDataModule, strategy: Strategy, budget: int,
+               rng: np.random.Generator, device: torch.device) -> Query:
     """Score the datamodule's unlabeled pool for what `strategy` needs and choose min(budget, pool) examples."""
     start = time.perf_counter()
     outputs = collect_outputs(network, datamodule, strategy, device)

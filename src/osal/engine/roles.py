@@ -4,6 +4,7 @@ Shared by the research loop (osal.loop.experiment) and annotation projects (osal
 """
 
 import numpy as np
+from omegaconf import DictConfig
 
 ROLES = {"classifier": 0, "detector": 1}
 
@@ -13,7 +14,7 @@ def fit_seed(seed: int, round_index: int, role: str) -> int:
     return int(np.random.SeedSequence([int(seed), round_index, ROLES[role]]).generate_state(1)[0] % (2 ** 31))
 
 
-def role_config(cfg, role: str):
+def role_config(cfg: DictConfig, role: str) -> tuple[DictConfig, bool]:
     """(module factory config, whether it trains on the invalid set) of the detector or the classifier.
 
     The detector is the strategy's own (LfOSA and its variants), else a top-level `detector` when the

@@ -1,11 +1,13 @@
 """The research loop's data: the open-set split of the configured dataset, and loaders over its pool."""
 
+from omegaconf import DictConfig
+
 from osal.build import build
 from osal.data.datamodule import PoolDataModule
 from osal.data.split import OpenSetSplit
 
 
-def open_set_data(cfg) -> "tuple[OpenSetSplit, PoolDataModule]":
+def open_set_data(cfg: DictConfig) -> "tuple[OpenSetSplit, PoolDataModule]":
     """Read the dataset, build the open-set split (`split` config) and its datamodule (`data` config), set up."""
     split = build(cfg.split)
     datamodule = build(cfg.data)(images=split.train_images, pool=split.pool, test_images=split.test_images,

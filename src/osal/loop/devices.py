@@ -2,11 +2,13 @@
 
 import fcntl
 import os
+from typing import Optional, TextIO
 
 import torch
+from omegaconf import DictConfig
 
 
-def spread_over_gpus(cfg, hydra_cfg):
+def spread_over_gpus(cfg: DictConfig, hydra_cfg: DictConfig) -> Optional[TextIO]:
     """In a joblib multirun, give the job a visible GPU that no other running job of the sweep holds.
 
     A GPU is held through an exclusive flock on <sweep dir>/.gpus/<index>.lock, which the kernel

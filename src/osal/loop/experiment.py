@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 NO_QUERY = {"queried": 0, "queried_known": 0, "inference_seconds": 0.0, "selection_seconds": 0.0}
 
 
-def where_it_stands(output_dir) -> str:
+def where_it_stands(output_dir: Union[str, os.PathLike]) -> str:
     """What a stopped run kept, for the line that ends an interrupted or failed command."""
     try:
         saved = load_state(output_dir)
@@ -68,7 +68,7 @@ class Loop:
 class Experiment:
     """Runs the loop described by a composed config and writes its records under `output_dir`."""
 
-    def __init__(self, cfg: DictConfig, output_dir):
+    def __init__(self, cfg: DictConfig, output_dir: Union[str, os.PathLike]):
         validate_config(cfg)
         self.cfg = cfg
         self.output_dir = str(output_dir)
@@ -137,7 +137,7 @@ class Experiment:
             log_row(loop.logger, row)
         return loop
 
-    def run_rounds(self, loop: Loop):
+    def run_rounds(self, loop: Loop) -> tuple[Optional[str], Optional[str]]:
         """Rounds first_round..R; returns (why the run ended early or None, why it stopped or None)."""
         started = time.perf_counter()
         for r in range(loop.first_round, self.rounds + 1):
@@ -184,7 +184,8 @@ class Experiment:
         log_row(loop.logger, row)
         return row
 
-    def finish(self, loop: Loop, note, stopped, setup_seconds: float, loop_seconds: float) -> dict:
+    def finish(self, loop: Loop, note: Optional[str], stopped: Optional[str], setup_seconds: float,
+               loop_seconds: float) -> dict:
         """The run's summary; written to summary.json (the mark of a finished run) unless it stopped early."""
         summary = {"rows": len(loop.table.rows), "final": loop.table.rows[-1], "note": note,
                    "output_dir": self.output_dir, "rounds": self.rounds,
@@ -199,7 +200,8 @@ class Experiment:
     def new_query(self, loop: Loop, query_number: int) -> QueryCallback:
         return QueryCallback(loop.datamodule, loop.strategy, self.cfg.al.query_size, query_number, loop.query_rng)
 
-    def fit(self, role: str, round_index: int, datamodule: PoolDataModule, query: QueryCallback = None) -> Fit:
+    def fit(self, role: str, round_index: int, datamodule: PoolDataModule,
+            query: Optional[QueryCallback] = None) -> Fit:
         """Fit a fresh module of `role`; its seconds leave out the query's inference and selection."""
         callbacks = [query] if query is not None else []
         if self.cfg.trainer.get("enable_progress_bar", True):

@@ -1,7 +1,9 @@
 """Where a long run is: the progress bar names the round and the model, the table gives an ETA."""
 
 import time
+from typing import Any
 
+import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 
@@ -13,7 +15,7 @@ class RoundProgressBar(TQDMProgressBar):
     CPU and reads the logged metrics back from the GPU each time.
     """
 
-    def __init__(self, round_index: int, rounds: int, role: str, min_interval: float = 0.2, **kwargs):
+    def __init__(self, round_index: int, rounds: int, role: str, min_interval: float = 0.2, **kwargs: Any):
         super().__init__(**kwargs)
         self.label = f"round {round_index}/{rounds} {role}"
         self.min_interval = float(min_interval)
@@ -28,7 +30,7 @@ class RoundProgressBar(TQDMProgressBar):
             return True
         return False
 
-    def on_train_epoch_start(self, trainer, *args) -> None:
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
         super().on_train_epoch_start(trainer, *args)
         self.train_progress_bar.set_description(
             f"{self.label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")

@@ -7,18 +7,20 @@ on the labeled set after r queries. So the time of the rounds done, divided by t
 they trained, gives a rate, and the next round's example-epochs divided by that rate its time.
 """
 
+from typing import Optional
+
 # a round also tests, scores the pool and saves its records; the estimate leans long rather than short
 MARGIN = 1.15
 
 
-def example_epochs(row: dict, previous: dict, epochs: int, with_detector: bool) -> float:
+def example_epochs(row: dict, previous: Optional[dict], epochs: int, with_detector: bool) -> float:
     """What round `row` trained: epochs x (classifier examples + detector examples), from the metrics rows."""
     classifier = row["n_labeled"]
     detector = previous["n_labeled"] + previous["n_invalid"] if (with_detector and previous is not None) else 0
     return float(epochs) * (classifier + detector)
 
 
-def seconds_per_example_epoch(rows: list, epochs: int, with_detector: bool):
+def seconds_per_example_epoch(rows: list, epochs: int, with_detector: bool) -> Optional[float]:
     """Training seconds per example-epoch over the rounds in `rows` (metrics.csv rows), or None without any."""
     work = seconds = 0.0
     for i, row in enumerate(rows):
@@ -29,7 +31,7 @@ def seconds_per_example_epoch(rows: list, epochs: int, with_detector: bool):
     return seconds / work if work > 0 and seconds > 0 else None
 
 
-def predicted_rounds(rows: list, rounds: int, query_size: int, epochs: int, with_detector: bool):
+def predicted_rounds(rows: list, rounds: int, query_size: int, epochs: int, with_detector: bool) -> list[float]:
     """Example-epochs of each round still to run (rows+1 .. rounds), assuming every query returns a full
     batch of which the same share is known as so far (an overestimate once the pool runs low)."""
     first, last = rows[0], rows[-1]
@@ -45,7 +47,8 @@ def predicted_rounds(rows: list, rounds: int, query_size: int, epochs: int, with
     return work
 
 
-def next_round_seconds(rows: list, rounds: int, query_size: int, epochs: int, with_detector: bool):
+def next_round_seconds(rows: list, rounds: int, query_size: int, epochs: int,
+                       with_detector: bool) -> Optional[float]:
     """Seconds the next round will probably take (with MARGIN), or None when no round has been timed."""
     rate = seconds_per_example_epoch(rows, epochs, with_detector)
     work = predicted_rounds(rows, rounds, query_size, epochs, with_detector) if rows else []

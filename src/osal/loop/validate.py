@@ -1,11 +1,14 @@
 """Checks of the run's knobs before any data is read or any model trained."""
 
+from omegaconf import DictConfig
+
 from osal.data.open_set import check_init_percent, check_mismatch, check_openness, num_known_classes
+from osal.data.split import OpenSetSplit
 from osal.errors import ConfigError
-from osal.strategies.base import check_query_model
+from osal.strategies.base import Strategy, check_query_model
 
 
-def validate_config(cfg) -> None:
+def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError with one sentence naming the value and the fix."""
     check_mismatch(cfg.mismatch)
     if cfg.dataset.get("num_classes"):
@@ -30,7 +33,7 @@ def validate_config(cfg) -> None:
                               "(the paper uses 0.5)")
 
 
-def validate_against_data(cfg, split) -> None:
+def validate_against_data(cfg: DictConfig, split: OpenSetSplit) -> None:
     """Checks that need the loaded data (pool size, class count) of an OpenSetSplit."""
     expected = cfg.dataset.get("num_classes")
     found = len(split.class_names)
@@ -43,7 +46,7 @@ def validate_against_data(cfg, split) -> None:
                           f"lower al.query_size to at most {pool}")
 
 
-def validate_strategy(cfg, strategy) -> None:
+def validate_strategy(cfg: DictConfig, strategy: Strategy) -> None:
     """The strategy's query model must exist in its config."""
     check_query_model(strategy.query_model, f"strategy {cfg.strategy.name}'s query_model")
     if strategy.query_model == "detector" and not cfg.strategy.get("detector"):

@@ -1,12 +1,22 @@
 """The two LightningModules of LfOSA: a K-way classifier and a K+1-way detector."""
 
+from typing import Callable, Iterator, Optional, Union
+
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
 from osal.errors import DivergenceError
+from osal.models.network import Network
+
+# factories a Hydra partial gives: network(num_outputs=...), optimizer(params), scheduler(optimizer)
+NetworkFactory = Callable[..., Network]
+OptimizerFactory = Callable[[Iterator[torch.nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
 
 class ClassifierModule(L.LightningModule):
@@ -21,7 +31,8 @@ class ClassifierModule(L.LightningModule):
 
     role = "classifier"
 
-    def __init__(self, num_known: int, network, optimizer, scheduler=None, temperature: float = 1.0):
+    def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
+                 scheduler: Optional[SchedulerFactory] = None, temperature: float = 1.0) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
@@ -42,22 +53,22 @@ class ClassifierModule(L.LightningModule):
     def num_outputs(self) -> int:
         return self.num_known
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def loss(self, logits, targets):
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits / self.temperature, targets)
 
-    def on_fit_start(self):
+    def on_fit_start(self) -> None:
         # channels_last feeds tensor cores directly on CUDA; on CPUs it measured slower for
         # training a ResNet18 (docs/benchmarks.md), so it is used there at inference only
         self._memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         self.net.to(memory_format=self._memory_format)
 
-    def on_train_epoch_start(self):
+    def on_train_epoch_start(self) -> None:
         self._loss_sum, self._loss_count = None, 0
 
-    def training_step(self, batch, batch_idx):
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y, _ = batch
         loss = self.loss(self.net(x.contiguous(memory_format=self._memory_format)), y)
         # The epoch's mean loss is summed on the device and read once per epoch: reading it every
@@ -68,7 +79,7 @@ class ClassifierModule(L.LightningModule):
         self._loss_count += len(y)
         return loss
 
-    def on_train_epoch_end(self):
+    def on_train_epoch_end(self) -> None:
         if self._loss_sum is None:
             return
         mean = self._loss_sum / self._loss_count
@@ -77,17 +88,17 @@ class ClassifierModule(L.LightningModule):
                                   f"{self.current_epoch}; lower optimizer.lr or check the data")
         self.log("train_loss", mean, prog_bar=True)
 
-    def test_step(self, batch, batch_idx):
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y, _ = batch
         # a detector's extra output is the unknown class: classify among the first K only
         predictions = self.net(x)[:, :self.num_known].argmax(dim=1)
         self.test_metrics.update(predictions, y)
 
-    def on_test_epoch_end(self):
+    def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> Union[Optimizer, dict]:
         optimizer = self._optimizer(self.parameters())
         if not self._scheduler:  # scheduler=none composes to an empty node
             return optimizer
@@ -103,7 +114,8 @@ class DetectorModule(ClassifierModule):
 
     role = "detector"
 
-    def __init__(self, num_known: int, network, optimizer, scheduler=None, temperature: float = 0.5):
+    def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
+                 scheduler: Optional[SchedulerFactory] = None, temperature: float = 0.5) -> None:
         super().__init__(num_known, network, optimizer, scheduler, temperature)
 
     @property
@@ -120,12 +132,13 @@ class BinaryDetectorModule(ClassifierModule):
 
     role = "detector"
 
-    def __init__(self, num_known: int, network, optimizer, scheduler=None, temperature: float = 0.5):
+    def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
+                 scheduler: Optional[SchedulerFactory] = None, temperature: float = 0.5) -> None:
         super().__init__(num_known, network, optimizer, scheduler, temperature)
 
     @property
     def num_outputs(self) -> int:
         return 2
 
-    def loss(self, logits, targets):
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return super().loss(logits, (targets >= self.num_known).long())

@@ -1,5 +1,7 @@
 """Encoder + linear head; the head may pass through a low-dimensional bottleneck."""
 
+from typing import Any, Callable, Mapping, Optional
+
 import torch
 import torch.nn as nn
 
@@ -11,7 +13,8 @@ class Network(nn.Module):
     `features` are the penultimate activations (the bottleneck output when there is one).
     """
 
-    def __init__(self, encoder: nn.Module, num_outputs: int, bottleneck_dim=None, dropout: float = 0.0):
+    def __init__(self, encoder: nn.Module, num_outputs: int, bottleneck_dim: Optional[int] = None,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
@@ -19,7 +22,7 @@ class Network(nn.Module):
         self.bottleneck = nn.Linear(dim, bottleneck_dim) if bottleneck_dim else nn.Identity()
         self.head = nn.Linear(bottleneck_dim or dim, num_outputs)
 
-    def forward_features(self, x: torch.Tensor):
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(penultimate features, logits)."""
         features = self.bottleneck(self.dropout(self.encoder(x)))
         return features, self.head(features)
@@ -41,8 +44,9 @@ class Network(nn.Module):
                             for _ in range(samples)])
 
 
-def build_network(encoder, num_outputs: int, bottleneck_dim=None, dropout: float = 0.0, compile: bool = False,
-                  compile_options=None) -> Network:
+def build_network(encoder: Callable[[], nn.Module], num_outputs: int, bottleneck_dim: Optional[int] = None,
+                  dropout: float = 0.0, compile: bool = False,
+                  compile_options: Optional[Mapping[str, Any]] = None) -> Network:
     """`encoder` is a zero-argument factory (a Hydra partial), so every call builds fresh weights.
 
     compile: wrap the network's forward in `torch.compile` (in place: the module type and its

@@ -1,5 +1,8 @@
 """CIFAR-style ResNet18: 3x3 stem, no max-pool, as in the LfOSA authors' code."""
 
+from typing import Sequence
+
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -7,7 +10,7 @@ import torch.nn.functional as F
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -18,7 +21,7 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
                                           nn.BatchNorm2d(planes))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
@@ -27,7 +30,7 @@ class BasicBlock(nn.Module):
 class ResNetEncoder(nn.Module):
     """ResNet body up to global average pooling; `out_dim` features per image."""
 
-    def __init__(self, blocks=(2, 2, 2, 2), in_channels: int = 3, width: int = 64):
+    def __init__(self, blocks: Sequence[int] = (2, 2, 2, 2), in_channels: int = 3, width: int = 64) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False),
                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True))
@@ -41,7 +44,7 @@ class ResNetEncoder(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)  # any input size (28, 32, 64) ends in one vector
         self.out_dim = in_planes
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.layers(self.stem(x))).flatten(1)
 
 

@@ -3,6 +3,7 @@
 import csv
 import math
 import os
+from typing import Optional, Union
 
 from osal.atomic import atomic_write_text
 
@@ -20,7 +21,7 @@ TABLE = [("round", "round", "{:>5d}"), ("n_labeled", "labeled", "{:>8d}"), ("n_i
 class MetricsTable:
     """The rows of metrics.csv, one per round, kept in memory and flushed whole after each round."""
 
-    def __init__(self, path):
+    def __init__(self, path: Union[str, os.PathLike]):
         self.path = path
         self.rows = []
 
@@ -46,7 +47,7 @@ class MetricsTable:
         atomic_write_text(self.path, "\n".join(lines) + "\n")
 
 
-def _csv_value(value) -> str:
+def _csv_value(value: Optional[float]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
@@ -54,13 +55,13 @@ def _csv_value(value) -> str:
     return str(value)
 
 
-def read_metrics(path) -> list:
+def read_metrics(path: Union[str, os.PathLike]) -> list:
     """metrics.csv back as dicts of numbers (empty cells become None)."""
     with open(path, newline="") as f:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _parse(text: str):
+def _parse(text: str) -> Optional[float]:
     if text == "":
         return None
     try:

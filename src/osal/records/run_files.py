@@ -9,6 +9,7 @@ import json
 import os
 import re
 import zipfile
+from typing import Optional, Union
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from osal.records.run_state import STATE_FILE
 from osal.records.summary import SUMMARY_FILE
 
 
-def record_kind(name: str):
+def record_kind(name: str) -> Optional[str]:
     """Which of a run's records a file name is, or None for any other file."""
     if name in ("metrics.csv", SUMMARY_FILE, STATE_FILE):
         return name
@@ -39,7 +40,7 @@ def is_run_record(path: str) -> bool:
         return False
 
 
-def foreign_records(output_dir):
+def foreign_records(output_dir: Union[str, os.PathLike]) -> Optional[str]:
     """The first file of `output_dir` named like a run record that osal did not write, or None."""
     for name in sorted(os.listdir(output_dir)):
         path = os.path.join(output_dir, name)

@@ -13,12 +13,16 @@ import logging
 import netrc
 import os
 import socket
+from typing import TYPE_CHECKING, Optional, Union
 from urllib.parse import urlparse
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from osal.build import build
 from osal.errors import ConfigError, brief
+
+if TYPE_CHECKING:
+    from lightning.pytorch.loggers import Logger
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +32,11 @@ OFFLINE_HINT = ("or set WANDB_MODE=offline to log on this machine only and uploa
                 "<run dir>/wandb/offline-run-*`")
 
 
-def wants_wandb(cfg) -> bool:
+def wants_wandb(cfg: DictConfig) -> bool:
     return bool(cfg.get("logger")) and "WandbLogger" in str(cfg.logger.get("_target_", ""))
 
 
-def check_logger_can_start(cfg) -> None:
+def check_logger_can_start(cfg: DictConfig) -> None:
     """logger=wandb: refuse, before any data is read, a run whose logger could not start (no wandb package,
     no API key, no way to the W&B server); offline runs need neither key nor network."""
     if not wants_wandb(cfg):
@@ -82,7 +86,7 @@ def has_api_key(host: str) -> bool:
     return bool(entry and entry[2])
 
 
-def unreachable(host: str):
+def unreachable(host: str) -> Optional[str]:
     """Why no connection to `host` (or the HTTPS proxy in use) opens within REACH_SECONDS, or None when one does."""
     url = urlparse(host)
     name = "https_proxy" if url.scheme == "https" else "http_proxy"
@@ -96,12 +100,12 @@ def unreachable(host: str):
     return None
 
 
-def is_wandb(logger) -> bool:
+def is_wandb(logger: Optional["Logger"]) -> bool:
     from lightning.pytorch.loggers import WandbLogger
     return isinstance(logger, WandbLogger)
 
 
-def open_logger(cfg, output_dir):
+def open_logger(cfg: DictConfig, output_dir: Union[str, os.PathLike]) -> Optional["Logger"]:
     """The configured logger with the resolved config as hyperparameters, or None for `logger=none`."""
     if not cfg.get("logger"):
         return None
@@ -130,7 +134,7 @@ def finish_stale_wandb_run() -> None:
         wandb.run.finish(exit_code=1)
 
 
-def log_row(logger, row: dict) -> None:
+def log_row(logger: Optional["Logger"], row: dict) -> None:
     if logger is None:
         return
     values = {k: v for k, v in row.items() if v is not None and k != "round"}
@@ -139,7 +143,7 @@ def log_row(logger, row: dict) -> None:
     logger.log_metrics(values, step=int(row["round"]))
 
 
-def close_logger(logger, status: str = "success") -> None:
+def close_logger(logger: Optional["Logger"], status: str = "success") -> None:
     if logger is None:
         return
     logger.finalize(status)

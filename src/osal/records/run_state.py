@@ -8,7 +8,7 @@ not yet written, and the resolved config the run was started with.
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -27,14 +27,14 @@ class RunState:
     queries: dict = field(default_factory=dict)  # query number -> its record, for rows not yet written
     config: dict = field(default_factory=dict)  # the resolved config the run was started with
 
-    def save(self, output_dir) -> None:
+    def save(self, output_dir: Union[str, os.PathLike]) -> None:
         meta = {"round": int(self.last_round), "rng": self.rng_state,
                 "queries": {str(k): v for k, v in self.queries.items()}, "config": self.config}
         atomic_write(os.path.join(output_dir, STATE_FILE),
                      lambda f: np.savez_compressed(f, **self.pool, meta=np.array(json.dumps(meta))))
 
 
-def load_state(output_dir) -> Optional[RunState]:
+def load_state(output_dir: Union[str, os.PathLike]) -> Optional[RunState]:
     """The run state kept in `output_dir`, or None when no round of a run there was completed."""
     path = os.path.join(output_dir, STATE_FILE)
     if not os.path.exists(path):

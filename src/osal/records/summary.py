@@ -6,38 +6,38 @@ tally count a run as finished by this one test.
 
 import json
 import os
-from typing import Optional
+from typing import Optional, Union
 
 from osal.atomic import atomic_write_text
 
 SUMMARY_FILE = "summary.json"
 
 
-def summary_path(directory) -> str:
+def summary_path(directory: Union[str, os.PathLike]) -> str:
     return os.path.join(str(directory), SUMMARY_FILE)
 
 
-def is_finished(directory) -> bool:
+def is_finished(directory: Union[str, os.PathLike]) -> bool:
     """A run directory whose run reached its end (cheap enough for a sweep's tally after every job)."""
     return os.path.exists(summary_path(directory))
 
 
-def write_summary(directory, summary: dict) -> None:
+def write_summary(directory: Union[str, os.PathLike], summary: dict) -> None:
     write_json(summary_path(directory), summary)
 
 
-def read_summary(directory) -> Optional[dict]:
+def read_summary(directory: Union[str, os.PathLike]) -> Optional[dict]:
     if not is_finished(directory):
         return None
     with open(summary_path(directory)) as f:
         return json.load(f)
 
 
-def remove_summary(directory) -> None:
+def remove_summary(directory: Union[str, os.PathLike]) -> None:
     """The run goes on (a larger al.rounds): it is unfinished again until its new end."""
     if is_finished(directory):
         os.remove(summary_path(directory))
 
 
-def write_json(path, payload: dict) -> None:
+def write_json(path: Union[str, os.PathLike], payload: dict) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

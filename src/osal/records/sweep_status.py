@@ -1,11 +1,12 @@
 """How many jobs of a sweep finished, and which did not."""
 
 import os
+from typing import Union
 
 from osal.records.summary import is_finished
 
 
-def sweep_status(root) -> dict:
+def sweep_status(root: Union[str, os.PathLike]) -> dict:
     """Job directories under `root` (those with .hydra/config.yaml), split by whether the run reached its end
     (the same test the report's table uses)."""
     finished, unfinished = [], []

@@ -1,6 +1,7 @@
 """Find every run under a directory and read its config, its metrics and whether it finished."""
 
 import os
+from typing import Optional, Union
 
 from omegaconf import OmegaConf
 
@@ -9,7 +10,7 @@ from osal.records.settings import NAMED_IN_DIRECTORY, RESULT_NEUTRAL
 from osal.records.summary import is_finished
 
 
-def read_run(directory):
+def read_run(directory: Union[str, os.PathLike]) -> Optional[dict]:
     """One run directory (metrics.csv + .hydra/config.yaml) as a dict, or None when it has no rows yet.
 
     `finished` is true when the run wrote summary.json, which it does at its end (its last round, or an
@@ -29,7 +30,7 @@ def read_run(directory):
             "reached": int(rows[-1]["round"]), "finished": is_finished(directory)}
 
 
-def find_runs(root) -> list:
+def find_runs(root: Union[str, os.PathLike]) -> list:
     """Every run directory below `root` that holds metrics.csv and .hydra/config.yaml, finished or not.
 
     Each run's `variant` names the command-line settings that tell it apart from the other runs found
@@ -54,7 +55,7 @@ def find_runs(root) -> list:
 SET_APART = set(NAMED_IN_DIRECTORY) | (set(RESULT_NEUTRAL) - {"al.rounds"})
 
 
-def command_line(directory) -> dict:
+def command_line(directory: Union[str, os.PathLike]) -> dict:
     """{key: value} of the overrides the run was started with (.hydra/overrides.yaml), hydra.* left out."""
     path = os.path.join(directory, ".hydra", "overrides.yaml")
     if not os.path.exists(path):

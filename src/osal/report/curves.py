@@ -8,7 +8,7 @@ METRICS = {"recall": "recall (Eq. 1)", "precision": "precision (Eq. 2)", "test_a
            "recall_incl_initial": "recall, initial set included (the authors' code)"}
 
 
-def curve(run: dict, metric: str):
+def curve(run: dict, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(rounds, values) of one run, rounds without a value (precision of round 0) left out."""
     points = [(r["round"], r[metric]) for r in run["rows"] if r.get(metric) is not None]
     return np.array([p[0] for p in points]), np.array([p[1] for p in points], dtype=float)

@@ -1,6 +1,7 @@
 """The paper's figures: a metric against round, one panel per dataset x mismatch, one line per strategy."""
 
 import os
+from typing import Sequence
 
 import matplotlib
 
@@ -14,7 +15,7 @@ from osal.report.curves import METRICS, mean_curves  # noqa: E402
 EMPHASIS = {"lfosa": dict(color="black", linewidth=2.5, zorder=5)}
 
 
-def draw(runs: list, metric: str, path: str, published=()) -> str:
+def draw(runs: list, metric: str, path: str, published: Sequence[dict] = ()) -> str:
     """Write one PNG for `metric`; returns its path. `published` runs (osal.report.published) are drawn dotted
     in their strategy's colour, in the panels that hold runs of ours."""
     curves = mean_curves(runs, metric)

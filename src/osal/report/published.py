@@ -13,13 +13,14 @@ import glob
 import math
 import os
 from collections import defaultdict
+from typing import Optional, Union
 
 import numpy as np
 
 METRICS = ("recall_incl_initial", "precision", "test_accuracy")
 
 
-def load(folder) -> list:
+def load(folder: Union[str, os.PathLike]) -> list:
     """Runs (as find_runs gives them, `published` set) from every CSV in `folder`; a row without a seed is
     the mean of the authors' seeds (read off a plot)."""
     rows = defaultdict(list)
@@ -35,7 +36,7 @@ def load(folder) -> list:
             for (d, m, v, s, seed, source), r in sorted(rows.items())]
 
 
-def at_round(run: dict, metric: str, round_index: int):
+def at_round(run: dict, metric: str, round_index: int) -> Optional[float]:
     return next((r[metric] for r in run["rows"] if r["round"] == round_index and r.get(metric) is not None), None)
 
 
@@ -48,7 +49,7 @@ def summary_values(run: dict, rounds: int) -> dict:
             "accuracy": at_round(run, "test_accuracy", rounds - 1)}
 
 
-def mean_sd(values: list):
+def mean_sd(values: list) -> tuple[Optional[float], Optional[float]]:
     values = [v for v in values if v is not None]
     if not values:
         return None, None
@@ -57,7 +58,7 @@ def mean_sd(values: list):
 
 def compare(ours: list, published: list) -> list:
     """Rows (group, metric, ours mean/sd/n, published mean/sd/n) for every group both have."""
-    def group(run):
+    def group(run: dict) -> tuple[str, float, str, str]:
         return run["dataset"], run["mismatch"], run.get("variant", ""), run["strategy"]
 
     theirs = defaultdict(list)
@@ -105,5 +106,5 @@ def markdown(table: list) -> str:
     return "\n".join(lines)
 
 
-def _pm(mean, sd) -> str:
+def _pm(mean: float, sd: Optional[float]) -> str:
     return f"{mean:.3f}" + ("" if sd is None or math.isnan(sd) else f" ± {sd:.3f}")

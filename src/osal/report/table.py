@@ -5,6 +5,7 @@ listed apart, at the round it reached, so a killed job can never shift a row's n
 """
 
 from collections import defaultdict
+from typing import Optional
 
 import numpy as np
 
@@ -78,5 +79,5 @@ def markdown_unfinished(runs: list) -> str:
     return "\n".join(lines)
 
 
-def _number(value) -> str:
+def _number(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.3f}"

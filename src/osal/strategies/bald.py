@@ -20,7 +20,7 @@ class BALDStrategy(Strategy):
 
     needs = ("mc_scores",)
 
-    def __init__(self, mc_samples: int = 20):
+    def __init__(self, mc_samples: int = 20) -> None:
         if int(mc_samples) < 2:
             raise ConfigError(f"strategy.selector.mc_samples={mc_samples}: BALD needs at least 2 dropout samples")
         self.mc_samples = int(mc_samples)

@@ -2,11 +2,14 @@
 per-example scores they were ranked by)."""
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from osal.errors import ConfigError
+
+if TYPE_CHECKING:  # only BALD-like strategies need torch at run time
+    import torch
 
 
 @dataclass
@@ -33,7 +36,7 @@ class PoolOutputs:
     labeled_logits: Optional[np.ndarray] = None
     labeled_targets: Optional[np.ndarray] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.indices = np.asarray(self.indices, dtype=np.int64)
         for name in ("logits", "features", "mc_scores"):
             value = getattr(self, name)
@@ -62,7 +65,7 @@ class Selection:
     scores: np.ndarray
     known_probability: Optional[np.ndarray] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.indices = np.asarray(self.indices, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -77,7 +80,7 @@ LABELED_NEEDS = {"labeled_features", "labeled_logits"}
 QUERY_MODELS = ("detector", "classifier")
 
 
-def check_query_model(query_model, where: str = "strategy.selector.query_model") -> None:
+def check_query_model(query_model: object, where: str = "strategy.selector.query_model") -> None:
     """A strategy queries the detector's or the classifier's outputs; anything else is a ConfigError."""
     if query_model not in QUERY_MODELS:
         raise ConfigError(f"{where}={query_model!r} must be 'detector' or 'classifier'")
@@ -101,7 +104,7 @@ class Strategy:
         """One finite priority per pool example: larger is queried first."""
         raise NotImplementedError
 
-    def reduce_mc_samples(self, probabilities):
+    def reduce_mc_samples(self, probabilities: "torch.Tensor") -> "torch.Tensor":
         """For "mc_scores": a torch (T, B, C) batch of dropout softmax outputs -> (B,) scores, on its device."""
         raise NotImplementedError
 
@@ -119,7 +122,7 @@ class Strategy:
         return self.query(outputs, budget, rng).indices
 
 
-def rank_descending(keys, rng: np.random.Generator) -> np.ndarray:
+def rank_descending(keys: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Positions sorted by `keys` (first key most significant), largest first; exact ties broken by `rng`."""
     tiebreak = rng.random(len(keys[0]))
     # np.lexsort sorts by its last key first and ascending: reverse the keys and negate them

@@ -17,7 +17,7 @@ class CoresetStrategy(Strategy):
 
     needs = ("features", "labeled_features")
 
-    def __init__(self, chunk_size: int = 256):
+    def __init__(self, chunk_size: int = 256) -> None:
         self.chunk_size = int(chunk_size)
 
     def nearest_center_distances(self, features: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ class LfOSA(Strategy):
 
     def __init__(self, query_model: str = "detector", n_components: int = 2, max_iter: int = 10,
                  tol: float = 1e-2, reg_covar: float = 5e-4, small_class_probability: float = 0.5,
-                 tie_break: str = "random"):
+                 tie_break: str = "random") -> None:
         check_query_model(query_model)
         if int(n_components) < 2:
             raise ConfigError(f"strategy.selector.n_components={n_components}: the known/unknown split needs a GMM "
@@ -54,7 +54,8 @@ class LfOSA(Strategy):
             raise ConfigError(f"strategy.selector.tie_break={tie_break!r} must be 'mav' or 'random'")
         self.tie_break = tie_break
 
-    def known_probability(self, logits: np.ndarray, num_known: int, rng: np.random.Generator):
+    def known_probability(self, logits: np.ndarray, num_known: int,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(known probability, predicted-known mask, MAV standing in its class) of every row of `logits`."""
         logits = np.asarray(logits, dtype=np.float64)
         predicted = logits.argmax(axis=1)
@@ -73,7 +74,7 @@ class LfOSA(Strategy):
             standing[members] = (mav[members] - mean) / std
         return probability, predicted < num_known, standing
 
-    def _top_component(self, values: np.ndarray, seed: int):
+    def _top_component(self, values: np.ndarray, seed: int) -> tuple[np.ndarray, float, float]:
         """Posterior of the largest-mean component for each value, and that component's mean and std."""
         gmm = GaussianMixture(n_components=self.n_components, max_iter=self.max_iter, tol=self.tol,
                               reg_covar=self.reg_covar, random_state=seed)
@@ -85,7 +86,7 @@ class LfOSA(Strategy):
         std = float(np.sqrt(gmm.covariances_.reshape(self.n_components, -1)[top, 0]))
         return gmm.predict_proba(values[:, None])[:, top], float(gmm.means_[top, 0]), std
 
-    def _keys(self, outputs: PoolOutputs, rng: np.random.Generator):
+    def _keys(self, outputs: PoolOutputs, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         logits = np.asarray(outputs.logits, dtype=np.float64)
         k = outputs.num_known
         probability, predicted_known, standing = self.known_probability(logits, k, rng)

@@ -1,6 +1,7 @@
 """OpenMax (Bendale & Boult, CVPR 2016) as a query strategy: the least likely unknown first."""
 
 import warnings
+from typing import Union
 
 import numpy as np
 from scipy.stats import weibull_min
@@ -28,13 +29,14 @@ class OpenMaxStrategy(Strategy):
 
     needs = ("logits", "labeled_logits")
 
-    def __init__(self, tail_size: int = 20, alpha_rank: int = 10):
+    def __init__(self, tail_size: int = 20, alpha_rank: int = 10) -> None:
         if int(tail_size) < 3 or int(alpha_rank) < 1:
             raise ConfigError(f"strategy.selector.tail_size={tail_size} must be >= 3 and alpha_rank={alpha_rank} "
                               ">= 1")
         self.tail_size, self.alpha_rank = int(tail_size), int(alpha_rank)
 
-    def fit(self, logits: np.ndarray, targets: np.ndarray, num_known: int):
+    def fit(self, logits: np.ndarray, targets: np.ndarray,
+            num_known: int) -> tuple[np.ndarray, list[tuple[str, Union[float, tuple[float, float]]]]]:
         """Per-class MAVs (K x K) and Weibull parameters (shape, scale) or a step threshold."""
         logits = np.asarray(logits, dtype=np.float64)[:, :num_known]
         targets = np.asarray(targets)

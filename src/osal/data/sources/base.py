@@ -1,6 +1,7 @@
 """The one shape every dataset source returns."""
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -20,7 +21,7 @@ class ImageArrays:
     test_labels: np.ndarray
     class_names: list
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for split in ("train", "test"):
             images = getattr(self, f"{split}_images")
             labels = getattr(self, f"{split}_labels")
@@ -40,3 +41,10 @@ class ImageArrays:
     def image_shape(self) -> tuple:
         """(H, W, C) of every image."""
         return tuple(self.train_images.shape[1:])
+
+
+class ImageSource(Protocol):
+    """What `osal.data.split.split_open_set` loads from (for type hints only): any object whose `load()`
+    returns ImageArrays."""
+
+    def load(self) -> ImageArrays: ...

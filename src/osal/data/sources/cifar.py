@@ -4,6 +4,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def _unpickle(path: Path) -> dict:
                           "copy.") from err
 
 
-def _get(d: dict, key: str, path: Path):
+def _get(d: dict, key: str, path: Path) -> Any:
     """d[key], whether the pickle stored its keys as bytes (the originals) or str (re-pickled copies)."""
     for k in (key.encode(), key):
         if k in d:
@@ -61,7 +62,8 @@ class _CIFARSource:
 
     spec = None
 
-    def __init__(self, root, download=False, cache_dir=None):
+    def __init__(self, root: Union[str, os.PathLike], download: bool = False,
+                 cache_dir: Optional[Union[str, os.PathLike]] = None) -> None:
         self.root = Path(os.path.expanduser(str(root)))
         self.download = bool(download)
         self.cache_dir = cache_dir
@@ -107,7 +109,7 @@ class _CIFARSource:
         test_images, test_labels = self._read_split(pickles, s.test_files)
         return ImageArrays(train_images, train_labels, test_images, test_labels, names)
 
-    def _read_split(self, pickles: Path, files: tuple):
+    def _read_split(self, pickles: Path, files: tuple) -> tuple[np.ndarray, np.ndarray]:
         images, labels = [], []
         for name in files:
             path = pickles / name

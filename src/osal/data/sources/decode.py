@@ -2,6 +2,8 @@
 
 import logging
 import math
+import os
+from typing import Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -20,14 +22,14 @@ SHOWN_PROBLEMS = 20
 # Pillow >= 9.1 moved the filters into Image.Resampling; older ones only have Image.BILINEAR.
 _BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
 
-def image_mode(channels) -> str:
+def image_mode(channels: object) -> str:
     """The Pillow mode images of `channels` are decoded in: 3 is RGB, 1 grey; anything else is a ConfigError."""
     if isinstance(channels, bool) or channels not in (1, 3):
         raise ConfigError(f"dataset.channels={channels!r} is not supported; set it to 3 (RGB) or 1 (grey)")
     return "RGB" if channels == 3 else "L"
 
 
-def check_image_size(image_size):
+def check_image_size(image_size: object) -> Optional[int]:
     """Return `image_size` (None or a positive int) or raise ConfigError."""
     if image_size is None:
         return None
@@ -39,7 +41,7 @@ def check_image_size(image_size):
     return image_size
 
 
-def to_8_bits(img: Image.Image, report: FileReport, path) -> Image.Image:
+def to_8_bits(img: Image.Image, report: FileReport, path: Union[str, os.PathLike]) -> Image.Image:
     """16-bit and 32-bit integer images scaled to 0-255 (Pillow's own conversion clips them, which turns a
     16-bit image nearly white); float images taken as 0-1 when they lie in it, else as 0-255, clipped."""
     if img.mode.startswith("I;16") or img.mode == "I":
@@ -57,7 +59,7 @@ def to_8_bits(img: Image.Image, report: FileReport, path) -> Image.Image:
     return img
 
 
-def _read(path, mode, image_size, report: FileReport) -> np.ndarray:
+def _read(path: Union[str, os.PathLike], mode: str, image_size: Optional[int], report: FileReport) -> np.ndarray:
     """Decode one file to an (H, W) or (H, W, 3) uint8 array, resized if asked; OSError-like failures raise."""
     with Image.open(path) as img:
         img = to_8_bits(img, report, path).convert(mode)  # also forces the (lazy) decode
@@ -69,7 +71,7 @@ def _read(path, mode, image_size, report: FileReport) -> np.ndarray:
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def unreadable_error(problems) -> ConfigError:
+def unreadable_error(problems: Sequence[tuple[Union[str, os.PathLike], str]]) -> ConfigError:
     """One error naming every unreadable file: [(path, why)]."""
     if len(problems) == 1:
         path, why = problems[0]
@@ -80,7 +82,8 @@ def unreadable_error(problems) -> ConfigError:
     return ConfigError(f"Could not read {len(problems)} image files; replace or delete them:\n  " + "\n  ".join(shown))
 
 
-def decode_images(paths, mode="RGB", image_size=None, desc="images", report: FileReport = None) -> np.ndarray:
+def decode_images(paths: Sequence[Union[str, os.PathLike]], mode: str = "RGB", image_size: Optional[int] = None,
+                  desc: str = "images", report: FileReport = None) -> np.ndarray:
     """Decode `paths` into one uint8 array of shape (N, H, W, C).
 
     Args:

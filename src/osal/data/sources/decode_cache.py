@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -29,7 +30,7 @@ FORMAT_VERSION = 1  # bump when the decode itself changes (e.g. another resize f
 SPLITS = ("train", "test")
 
 
-def cache_key(splits: dict, class_names, mode: str, image_size) -> str:
+def cache_key(splits: dict, class_names: Sequence[str], mode: str, image_size: Optional[int]) -> str:
     """A hex digest of the files (path, size, mtime), their labels and the decode options."""
     digest = hashlib.sha256()
     header = {"version": FORMAT_VERSION, "mode": mode, "image_size": image_size, "classes": list(class_names)}
@@ -50,12 +51,12 @@ def cache_key(splits: dict, class_names, mode: str, image_size) -> str:
     return digest.hexdigest()[:24]
 
 
-def _entry_dir(cache_dir, name: str, key: str) -> str:
+def _entry_dir(cache_dir: Union[str, os.PathLike], name: str, key: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:40] or "images"
     return os.path.join(os.path.expanduser(str(cache_dir)), f"{slug}-{key}")
 
 
-def read_entry(cache_dir, name: str, key: str):
+def read_entry(cache_dir: Union[str, os.PathLike], name: str, key: str) -> Optional[dict[str, np.ndarray]]:
     """{split: uint8 (N, H, W, C) array, memory-mapped} of a complete entry, or None.
 
     The conversions the decode reported (16-bit images scaled, ...) are logged again: they still apply.
@@ -75,7 +76,7 @@ def read_entry(cache_dir, name: str, key: str):
         return None
 
 
-def write_entry(cache_dir, name: str, key: str, images: dict, description: dict) -> None:
+def write_entry(cache_dir: Union[str, os.PathLike], name: str, key: str, images: dict, description: dict) -> None:
     """Store `images` ({split: array}) under the key; a cache that cannot be written is only a warning."""
     folder = _entry_dir(cache_dir, name, key)
     parent = os.path.dirname(folder)

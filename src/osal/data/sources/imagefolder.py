@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Optional, Union
 
 from osal.data.sources.base import ImageArrays
 from osal.data.sources.decode import check_image_size, image_mode
@@ -15,7 +16,7 @@ def _class_folders(split_dir: Path) -> list:
     return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def list_split(split_dir: Path, classes: list, report: FileReport, require_each: bool):
+def list_split(split_dir: Path, classes: list, report: FileReport, require_each: bool) -> tuple[list[str], list[int]]:
     """(paths, labels) of `split_dir/<class>/...` for each class in `classes` that has a folder there."""
     lister = ImageLister(report)
     paths, labels = [], []
@@ -47,7 +48,8 @@ class ImageFolderSource:
         cache_dir: where the decoded images are kept after the first load; None decodes every time.
     """
 
-    def __init__(self, root, image_size=None, channels=3, cache_dir=None):
+    def __init__(self, root: Union[str, os.PathLike], image_size: Optional[int] = None, channels: int = 3,
+                 cache_dir: Optional[Union[str, os.PathLike]] = None) -> None:
         self.root = Path(os.path.expanduser(str(root)))
         self.image_size = check_image_size(image_size)
         self.mode = image_mode(channels)

@@ -11,6 +11,7 @@ while listing and decoding, and logs it once at the end.
 import logging
 import os
 from collections import defaultdict
+from typing import Optional, Union
 
 from PIL import Image, ImageFile
 
@@ -31,7 +32,7 @@ def _readable_extensions() -> tuple:
 IMAGE_EXTENSIONS = _readable_extensions()
 
 
-def is_image_file(name) -> bool:
+def is_image_file(name: Union[str, os.PathLike]) -> bool:
     """True for a non-hidden file whose extension names a format Pillow reads (any letter case)."""
     name = os.path.basename(str(name))
     # Hidden files are skipped: macOS leaves "._x.jpg" metadata files that are not images.
@@ -41,11 +42,11 @@ def is_image_file(name) -> bool:
 class FileReport:
     """What a listing or a decode left out or changed, by reason, with one example path each."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.counts = defaultdict(int)
         self.examples = {}
 
-    def add(self, reason: str, path) -> None:
+    def add(self, reason: str, path: Union[str, os.PathLike]) -> None:
         self.counts[reason] += 1
         self.examples.setdefault(reason, str(path))
 
@@ -79,12 +80,12 @@ class ImageLister:
     their label is ambiguous, so the caller refuses them.
     """
 
-    def __init__(self, report: FileReport = None):
+    def __init__(self, report: FileReport = None) -> None:
         self.report = report if report is not None else FileReport()
         self.owner = {}  # real path of a file -> (group, the path it was first listed under)
         self.conflicts = []  # (path, first group, first path, second group)
 
-    def list(self, folder, group=None) -> list:
+    def list(self, folder: Union[str, os.PathLike], group: Optional[str] = None) -> list:
         """Every image file under `folder` (recursively), sorted by path so the order never depends on the file
         system; `group` names the class the files will be labelled with."""
         found, walked = [], set()  # walked: real paths of this listing's folders
@@ -118,7 +119,7 @@ class ImageLister:
                     self._file(entry.path, group, found)
         return sorted(found)
 
-    def refuse_conflicts(self, where) -> None:
+    def refuse_conflicts(self, where: Union[str, os.PathLike]) -> None:
         """A file reached under two classes (through a link) has no single label: name it and the fix."""
         if self.conflicts:
             path, first_group, first_path, second_group = self.conflicts[0]
@@ -127,7 +128,7 @@ class ImageLister:
                               f"and class {second_group!r} under {where}{more}; give each image one class folder "
                               "(remove the link that leads into another class).")
 
-    def _folder(self, entry, real_parent: str, stack: list) -> None:
+    def _folder(self, entry: os.DirEntry, real_parent: str, stack: list) -> None:
         real = os.path.realpath(entry.path)
         if entry.is_symlink() and (real == real_parent or real_parent.startswith(real.rstrip(os.sep) + os.sep)):
             self.report.add("folder link(s) not followed: they lead back to a folder above them (a loop)",
@@ -135,7 +136,7 @@ class ImageLister:
         else:
             stack.append(entry.path)
 
-    def _file(self, path: str, group, found: list) -> None:
+    def _file(self, path: str, group: Optional[str], found: list) -> None:
         real = os.path.realpath(path)
         if real in self.owner:
             first_group, first_path = self.owner[real]
@@ -148,7 +149,7 @@ class ImageLister:
         found.append(path)
 
 
-def list_images(folder, report: FileReport = None) -> list:
+def list_images(folder: Union[str, os.PathLike], report: FileReport = None) -> list:
     """Every image file under `folder` once (see ImageLister); what was skipped goes to `report` or, without
     one, is logged here."""
     own = report is None

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
@@ -28,11 +29,11 @@ class _TorchvisionIdxSource:
     torchvision_name = None  # "MNIST" or "FashionMNIST"
     display_name = None
 
-    def __init__(self, root, download=False):
+    def __init__(self, root: Union[str, os.PathLike], download: bool = False) -> None:
         self.root = Path(os.path.expanduser(str(root)))
         self.download = bool(download)
 
-    def _dataset_class(self):
+    def _dataset_class(self) -> type:
         # Imported here: torchvision is slow to import and only needed when loading.
         import torchvision.datasets
 

@@ -1,6 +1,8 @@
 """Both splits of a dataset decoded into ImageArrays, through the decode cache when one is given."""
 
 import logging
+import os
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -12,15 +14,17 @@ from osal.data.sources.listing import FileReport
 log = logging.getLogger(__name__)
 
 
-def decode_splits(train_paths, train_labels, test_paths, test_labels, class_names, mode="RGB", image_size=None,
-                  desc="images", cache_dir=None, report: FileReport = None):
+def decode_splits(train_paths: Sequence[Union[str, os.PathLike]], train_labels: Sequence[int],
+                  test_paths: Sequence[Union[str, os.PathLike]], test_labels: Sequence[int], class_names: Sequence[str],
+                  mode: str = "RGB", image_size: Optional[int] = None, desc: str = "images",
+                  cache_dir: Optional[Union[str, os.PathLike]] = None, report: FileReport = None) -> ImageArrays:
     """Both splits decoded in one call (so a size mismatch between them is caught too) into ImageArrays.
 
     With `cache_dir`, the decoded arrays are stored there on the first call and read back
     (memory-mapped) on later ones, as long as no file changed (see decode_cache). `report` holds
     what listing the files left out; it is logged once, with what decoding converted.
     """
-    def arrays(train_images, test_images):
+    def arrays(train_images: np.ndarray, test_images: np.ndarray) -> ImageArrays:
         return ImageArrays(train_images=train_images, train_labels=np.asarray(train_labels, dtype=np.int64),
                            test_images=test_images, test_labels=np.asarray(test_labels, dtype=np.int64),
                            class_names=class_names)

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Optional, Union
 
 from osal.data.sources.base import ImageArrays
 from osal.data.sources.decode import check_image_size
@@ -26,7 +27,8 @@ class TinyImageNetSource:
         cache_dir: where the decoded images are kept after the first load; None decodes every time.
     """
 
-    def __init__(self, root, image_size=None, cache_dir=None):
+    def __init__(self, root: Union[str, os.PathLike], image_size: Optional[int] = None,
+                 cache_dir: Optional[Union[str, os.PathLike]] = None) -> None:
         self.root = Path(os.path.expanduser(str(root)))
         self.image_size = check_image_size(image_size)
         self.cache_dir = cache_dir
