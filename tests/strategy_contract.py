@@ -35,6 +35,8 @@ class StrategyContract:
             labeled_features=rng.normal(0, 1, (len(labeled_targets), 8)).astype(np.float32),
             labeled_logits=labeled_logits,
             labeled_targets=labeled_targets,
+            classifier_logits=rng.normal(0, 2, (n, k)),
+            invalid_features=rng.normal(0, 1, (6, 8)).astype(np.float32),
         )
 
     @pytest.mark.parametrize("budget", [0, 1, 17, 60])

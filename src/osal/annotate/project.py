@@ -58,6 +58,7 @@ class Project:
             self.known_probability = data["known_probability"].astype(np.float64)
             meta = json.loads(str(data["meta"]))
         self.batches, self.rng_state = meta["batches"], meta["rng"]
+        self.strategy_state = meta.get("strategy", {})  # what the strategy learned from earlier answers
 
     # -- names ---------------------------------------------------------------------------
     @property
@@ -110,12 +111,13 @@ class Project:
     def save(self, rng: Optional[np.random.Generator] = None) -> None:
         if rng is not None:
             self.rng_state = rng.bit_generator.state
-        write_state(self.directory, self.pool, self.known_probability, self.batches, self.rng_state)
+        write_state(self.directory, self.pool, self.known_probability, self.batches, self.rng_state,
+                    self.strategy_state)
 
 
 def write_state(directory: str, pool: ActivePool, known_probability: np.ndarray, batches: list[dict],
-                rng_state: Optional[dict]) -> None:
-    meta = json.dumps({"batches": batches, "rng": rng_state})
+                rng_state: Optional[dict], strategy_state: Optional[dict] = None) -> None:
+    meta = json.dumps({"batches": batches, "rng": rng_state, "strategy": strategy_state or {}})
     atomic_write(os.path.join(directory, STATE_FILE),
                  lambda f: np.savez(f, **pool.state_dict(),
                                     known_probability=np.asarray(known_probability, dtype=np.float64),

@@ -39,7 +39,9 @@ def next_batch(project: Project) -> dict:
     device = inference_device(cfg.trainer)
     started = time.perf_counter()
     rng = project.query_rng()
-    query = query_pool(networks[strategy.query_model], datamodule, strategy, int(cfg.al.query_size), rng, device)
+    strategy.load_state_dict(project.strategy_state)
+    query = query_pool(networks[strategy.query_model], datamodule, strategy, int(cfg.al.query_size), rng, device,
+                       classifier=networks["classifier"])
     # both networks' logits: the classifier suggests classes, the detector estimates what is known (a strategy
     # that needs no outputs, Random, left them out of its query)
     outputs = {role: query.outputs if role == strategy.query_model and query.outputs.logits is not None else
@@ -83,6 +85,10 @@ def import_answers(project: Project, path: Union[str, os.PathLike]) -> dict:
     project.pool.oracle = HumanOracle(indices, answers, project.num_known)
     result = project.pool.annotate(indices, round_index=batch["number"])
     batch["answered"], batch["queried_known"] = True, result["queried_known"]
+    strategy = build(project.cfg.strategy.selector)  # a strategy that learns from the answers (EAOA) is told them
+    strategy.load_state_dict(project.strategy_state)
+    strategy.observe(result["queried"], result["queried_known"])
+    project.strategy_state = strategy.state_dict()
     project.save()
     log.info("batch %d: %d answers imported, %d known (precision %.3f), %d unknown", batch["number"],
              result["queried"], result["queried_known"], result["queried_known"] / max(result["queried"], 1),

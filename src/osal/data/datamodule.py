@@ -177,6 +177,11 @@ class PoolDataModule(L.LightningDataModule):
         indices = self.pool.labeled
         return self._inference_loader(self.train_images, self.pool.answers[indices], indices)
 
+    def invalid_dataloader(self) -> DataLoader:
+        """The invalid set (queried unknowns) with the test transform, in index order, as class K."""
+        indices = self.pool.invalid
+        return self._inference_loader(self.train_images, np.full(len(indices), self.num_known), indices)
+
     def test_dataloader(self) -> DataLoader:
         """The known-class part of the test split: accuracy is measured on it alone."""
         if self.known_test is None:

@@ -65,8 +65,12 @@ def inference_device(trainer_cfg: DictConfig) -> torch.device:
 
 
 def collect_outputs(network: torch.nn.Module, datamodule: PoolDataModule, strategy: Union[Strategy, LogitsOnly],
-                    device: torch.device) -> PoolOutputs:
-    """Everything `strategy.needs` from the unlabeled pool (and the labeled set), as numpy arrays."""
+                    device: torch.device, classifier: Optional[torch.nn.Module] = None) -> PoolOutputs:
+    """Everything `strategy.needs` from the unlabeled pool (and the labeled and invalid sets), as numpy arrays.
+
+    `network` is the query model; `classifier`, for a strategy that needs "classifier_logits", the
+    classifier trained on the same labels.
+    """
     needs = set(strategy.needs)
     unknown = needs - POOL_NEEDS - LABELED_NEEDS
     if unknown:
@@ -80,12 +84,19 @@ def collect_outputs(network: torch.nn.Module, datamodule: PoolDataModule, strate
                        mc_reduce=strategy.reduce_mc_samples if "mc_scores" in needs else None)
     if "indices" not in pool:  # an empty pool
         return PoolOutputs(np.zeros(0, dtype=np.int64), num_known, logits=np.zeros((0, 0), dtype=np.float32))
-    labeled = {}
-    if needs & LABELED_NEEDS:
+    labeled, invalid, classified = {}, {}, {}
+    if needs & {"labeled_features", "labeled_logits"}:
         labeled = run_network(network, datamodule.labeled_dataloader(), device,
                               want_features="labeled_features" in needs)
+    if "invalid_features" in needs and len(datamodule.pool.invalid):
+        invalid = run_network(network, datamodule.invalid_dataloader(), device, want_features=True)
+    if "classifier_logits" in needs:
+        if classifier is None:
+            raise ValueError("the strategy needs the classifier's logits but no classifier was given")
+        classified = run_network(classifier, datamodule.pool_dataloader(), device)
     return PoolOutputs(indices=pool["indices"], num_known=num_known, logits=pool["logits"],
                        features=pool.get("features"), mc_probabilities=pool.get("mc_probabilities"),
                        mc_scores=pool.get("mc_scores"),
                        labeled_features=labeled.get("features"), labeled_logits=labeled.get("logits"),
-                       labeled_targets=labeled.get("targets"))
+                       labeled_targets=labeled.get("targets"), classifier_logits=classified.get("logits"),
+                       invalid_features=invalid.get("features"))

@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -22,10 +23,13 @@ class Query:
 
 
 def query_pool(network: torch.nn.Module, datamodule: PoolDataModule, strategy: Strategy, budget: int,
-               rng: np.random.Generator, device: torch.device) -> Query:
-    """Score the datamodule's unlabeled pool for what `strategy` needs and choose min(budget, pool) examples."""
+               rng: np.random.Generator, device: torch.device, classifier: Optional[torch.nn.Module] = None) -> Query:
+    """Score the datamodule's unlabeled pool for what `strategy` needs and choose min(budget, pool) examples.
+
+    `classifier`: the classifier trained on the same labels, for a detector-based strategy that also reads it.
+    """
     start = time.perf_counter()
-    outputs = collect_outputs(network, datamodule, strategy, device)
+    outputs = collect_outputs(network, datamodule, strategy, device, classifier)
     scored = time.perf_counter()
     selection = strategy.query(outputs, min(int(budget), len(outputs)), rng)
     return Query(selection, outputs, scored - start, time.perf_counter() - scored)

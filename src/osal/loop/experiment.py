@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from osal.build import build
@@ -63,6 +64,7 @@ class Loop:
     logger: object
     first_round: int = 0
     queries: dict = field(default_factory=dict)  # query number -> QueryCallback.result, for rows not yet written
+    classifier_net: Optional[torch.nn.Module] = None  # the last classifier, for a strategy that reads it too
 
 
 class Experiment:
@@ -124,6 +126,7 @@ class Experiment:
             datamodule.pool.load_state_dict(saved.pool)
             loop.query_rng.bit_generator.state = saved.rng_state
             loop.queries = saved.queries
+            strategy.load_state_dict(saved.strategy_state)
             loop.table.restore(saved.last_round)
             loop.first_round = saved.last_round + 1
             log.info("resuming %s after round %d", self.output_dir, saved.last_round)
@@ -161,6 +164,9 @@ class Experiment:
         pool = loop.datamodule.pool
         fit_seconds = 0.0
         if r > 0 and r not in loop.queries:
+            if "classifier_logits" in loop.strategy.needs and loop.classifier_net is None:
+                # a resumed run has not kept the last round's classifier: fit it again (same seed, same weights)
+                loop.classifier_net = self.fit("classifier", r - 1, loop.datamodule).module.net
             # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
             query = self.new_query(loop, r)
             fit_seconds += self.fit("detector", r, loop.datamodule, query).seconds
@@ -172,6 +178,8 @@ class Experiment:
             query = self.new_query(loop, r + 1)
         classifier = self.fit("classifier", r, loop.datamodule, query)
         fit_seconds += classifier.seconds
+        if "classifier_logits" in loop.strategy.needs:
+            loop.classifier_net = classifier.module.net
         if query is not None:
             loop.queries[r + 1] = query.result
         tested = classifier.trainer.test(classifier.module, datamodule=loop.datamodule, verbose=False)[0]
@@ -179,8 +187,8 @@ class Experiment:
         loop.table.append(row)
         pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
         # the round is complete once its state is saved: a crash from here on loses nothing of it
-        RunState(r, pool.state_dict(), loop.query_rng.bit_generator.state, loop.queries,
-                 self.config).save(self.output_dir)
+        RunState(r, pool.state_dict(), loop.query_rng.bit_generator.state, loop.queries, self.config,
+                 loop.strategy.state_dict()).save(self.output_dir)
         log_row(loop.logger, row)
         return row
 
@@ -198,7 +206,8 @@ class Experiment:
 
     # -- a round's parts -----------------------------------------------------------------
     def new_query(self, loop: Loop, query_number: int) -> QueryCallback:
-        return QueryCallback(loop.datamodule, loop.strategy, self.cfg.al.query_size, query_number, loop.query_rng)
+        return QueryCallback(loop.datamodule, loop.strategy, self.cfg.al.query_size, query_number, loop.query_rng,
+                             classifier=loop.classifier_net)
 
     def fit(self, role: str, round_index: int, datamodule: PoolDataModule,
             query: Optional[QueryCallback] = None) -> Fit:

@@ -1,7 +1,10 @@
 """The query step as a Lightning Callback: once the query model is fit, pick and annotate a batch."""
 
+from typing import Optional
+
 import lightning as L
 import numpy as np
+import torch
 
 from osal.data.datamodule import PoolDataModule
 from osal.engine.query import query_pool
@@ -11,19 +14,23 @@ from osal.strategies.base import Strategy
 class QueryCallback(L.Callback):
     """After fit: score the unlabeled pool, let the strategy choose, feed the choice to the pool's oracle.
 
-    The outcome (counts and seconds) is kept in `self.result` for the round's record.
+    The outcome (counts and seconds) is kept in `self.result` for the round's record, and told to the
+    strategy (`observe`). `classifier`: the network of the classifier trained on the same labels, for a
+    detector-based strategy that needs its outputs too.
     """
 
     def __init__(self, datamodule: PoolDataModule, strategy: Strategy, budget: int, round_index: int,
-                 rng: np.random.Generator):
+                 rng: np.random.Generator, classifier: Optional[torch.nn.Module] = None):
         self.datamodule, self.strategy = datamodule, strategy
         self.budget, self.round_index, self.rng = int(budget), int(round_index), rng
+        self.classifier = classifier
         self.result = None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has moved the module back to the CPU by now: score on the trainer's device
         query = query_pool(pl_module.net, self.datamodule, self.strategy, self.budget, self.rng,
-                           trainer.strategy.root_device)
+                           trainer.strategy.root_device, self.classifier)
         answer = self.datamodule.pool.annotate(query.selection.indices, self.round_index)
+        self.strategy.observe(answer["queried"], answer["queried_known"])
         self.result = {**answer, "inference_seconds": query.inference_seconds,
                        "selection_seconds": query.selection_seconds}

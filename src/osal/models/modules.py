@@ -142,3 +142,34 @@ class BinaryDetectorModule(ClassifierModule):
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return super().loss(logits, (targets >= self.num_known).long())
+
+
+class EnergyDetectorModule(DetectorModule):
+    """EAOA's K+1-way detector: cross-entropy plus a squared-hinge margin on the energy of the K known outputs.
+
+    E(x) = -logsumexp(z_1..z_K) (the unknown output left out) is pushed below `margin_in` on labeled
+    (known) examples and above `margin_out` on invalid (unknown) ones, with weight `energy_weight`
+    (official defaults: -25, -7, 0.01; temperature 1). A batch without knowns or without unknowns
+    simply lacks that term (the official code's empty mean gives NaN there).
+    """
+
+    def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
+                 scheduler: Optional[SchedulerFactory] = None, temperature: float = 1.0,
+                 energy_weight: float = 0.01, margin_in: float = -25.0, margin_out: float = -7.0) -> None:
+        super().__init__(num_known, network, optimizer, scheduler, temperature)
+        if energy_weight < 0:
+            raise ValueError(f"energy_weight must be non-negative, got {energy_weight}")
+        self.energy_weight, self.margin_in, self.margin_out = float(energy_weight), float(margin_in), float(margin_out)
+
+    def energy_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        energy = -torch.logsumexp(logits[:, :self.num_known], dim=1)
+        known = targets < self.num_known
+        loss = logits.new_zeros(())
+        if known.any():
+            loss = loss + F.relu(energy[known] - self.margin_in).pow(2).mean()
+        if (~known).any():
+            loss = loss + F.relu(self.margin_out - energy[~known]).pow(2).mean()
+        return loss
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return super().loss(logits, targets) + self.energy_weight * self.energy_loss(logits, targets)

@@ -26,10 +26,12 @@ class RunState:
     rng_state: dict  # the query generator's bit_generator.state
     queries: dict = field(default_factory=dict)  # query number -> its record, for rows not yet written
     config: dict = field(default_factory=dict)  # the resolved config the run was started with
+    strategy_state: dict = field(default_factory=dict)  # what the strategy learned from earlier answers
 
     def save(self, output_dir: Union[str, os.PathLike]) -> None:
         meta = {"round": int(self.last_round), "rng": self.rng_state,
-                "queries": {str(k): v for k, v in self.queries.items()}, "config": self.config}
+                "queries": {str(k): v for k, v in self.queries.items()}, "config": self.config,
+                "strategy": self.strategy_state}
         atomic_write(os.path.join(output_dir, STATE_FILE),
                      lambda f: np.savez_compressed(f, **self.pool, meta=np.array(json.dumps(meta))))
 
@@ -43,4 +45,5 @@ def load_state(output_dir: Union[str, os.PathLike]) -> Optional[RunState]:
         meta = json.loads(str(data["meta"]))
         arrays = {k: data[k] for k in data.files if k != "meta"}
     return RunState(last_round=meta["round"], pool=arrays, rng_state=meta["rng"],
-                    queries={int(k): v for k, v in meta["queries"].items()}, config=meta["config"])
+                    queries={int(k): v for k, v in meta["queries"].items()}, config=meta["config"],
+                    strategy_state=meta.get("strategy", {}))

@@ -20,10 +20,12 @@ class PoolOutputs:
     the detector, whose last column is the unknown class), `features` (penultimate
     activations), `mc_probabilities` (T x n x C softmax outputs with dropout active),
     `mc_scores` (one number per example: the strategy's `reduce_mc_samples` of its T dropout
-    samples, computed batch by batch during inference so T x n x C is never held at once).
+    samples, computed batch by batch during inference so T x n x C is never held at once),
+    `classifier_logits` (a detector-based strategy's view of the pool through the classifier
+    trained on the same labels: EAOA's aleatoric score).
     Labeled-set arrays (for strategies that compare the pool with what is labeled):
-    `labeled_features`, `labeled_logits` and `labeled_targets`. A strategy reads only
-    what it lists in `needs`.
+    `labeled_features`, `labeled_logits` and `labeled_targets`; `invalid_features` of the
+    queried unknowns. A strategy reads only what it lists in `needs`.
     """
 
     indices: np.ndarray
@@ -35,10 +37,12 @@ class PoolOutputs:
     labeled_features: Optional[np.ndarray] = None
     labeled_logits: Optional[np.ndarray] = None
     labeled_targets: Optional[np.ndarray] = None
+    classifier_logits: Optional[np.ndarray] = None
+    invalid_features: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         self.indices = np.asarray(self.indices, dtype=np.int64)
-        for name in ("logits", "features", "mc_scores"):
+        for name in ("logits", "features", "mc_scores", "classifier_logits"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.indices):
                 raise ValueError(f"{name} has {len(value)} rows for {len(self.indices)} pool indices")
@@ -73,8 +77,8 @@ class Selection:
 
 
 # what a strategy may list in `needs`
-POOL_NEEDS = {"logits", "features", "mc_probabilities", "mc_scores"}
-LABELED_NEEDS = {"labeled_features", "labeled_logits"}
+POOL_NEEDS = {"logits", "features", "mc_probabilities", "mc_scores", "classifier_logits"}
+LABELED_NEEDS = {"labeled_features", "labeled_logits", "invalid_features"}
 
 
 QUERY_MODELS = ("detector", "classifier")
@@ -94,11 +98,25 @@ class Strategy:
             or "classifier" (the model tested in the round) - whose outputs `select` reads.
         needs: a subset of POOL_NEEDS | LABELED_NEEDS; empty means no inference at all.
         mc_samples: forward passes with dropout active, when "mc_probabilities" or "mc_scores" is needed.
+
+    A strategy that learns from the answers to its queries (EAOA's candidate-set size) overrides
+    `observe`, `state_dict` and `load_state_dict`: the loop calls `observe` after every answered
+    query and keeps the state with the run's, so a resumed run continues where it stopped.
     """
 
     query_model = "classifier"
     needs: tuple = ("logits",)
     mc_samples = 0
+
+    def observe(self, queried: int, queried_known: int) -> None:
+        """What the oracle said of the last query (how many were asked, how many were known)."""
+
+    def state_dict(self) -> dict:
+        """What `observe` learned so far, as JSON-serialisable values."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back a `state_dict`."""
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
         """One finite priority per pool example: larger is queried first."""

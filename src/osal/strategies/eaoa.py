@@ -1,0 +1,192 @@
+"""EAOA (Zong & Huang, CVPR 2025): epistemic candidates from an energy detector, aleatoric picks among them."""
+
+import math
+import warnings
+from typing import Optional
+
+import numpy as np
+from scipy.special import logsumexp, softplus
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+
+from osal.errors import ConfigError
+from osal.strategies.base import PoolOutputs, Selection, Strategy
+
+
+class EAOAStrategy(Strategy):
+    """Keep the examples both epistemic scores call cleanest, then query the most aleatoric of them, per class.
+
+    Written from the paper and the official code (github chenchenzong/EAOA at 66cdf84,
+    query_strategies.eaoa_sampling and main.py), with its defaults:
+
+    * aleatoric uncertainty (AU) of the K-way classifier: E(x) - E_{-y^}(x) = log(1 - p_max);
+      `info` = posterior of the high-mean component of a 2-component GMM on min-max-scaled AU;
+    * epistemic uncertainty (EU), model part: -logsumexp(known logits) + softplus(unknown logit) of the
+      K+1 detector (trained with the energy-margin loss, osal.models.modules.EnergyDetectorModule);
+      data part: every labeled and invalid example lists its `neighbours` nearest pool examples (cosine
+      on the detector's features); per pool example, the count of such lists per class, divided by the
+      class's size over the mean known-class size, gives the same energy; `clean` = product of the
+      low-mean posteriors of a GMM on each;
+    * per class the classifier predicts: the ceil(B/K) x floor(k) cleanest are candidates, of which the
+      ceil(B/K) with the highest `info` are queried; the batch is cut to B in random order;
+    * k starts at `k_initial` and follows the queries' precision: after a query whose precision is
+      more than `tolerance` away from `target_precision`, k grows by `step` when it was above (too clean
+      a candidate set) and shrinks by `step` (not below 1) when it was below.
+
+    Departures from the official code (docs/design.md):
+
+    * GMMs are seeded from the run's generator, the final order drawn from it too (the official code
+      uses the global numpy and torch generators);
+    * exact ties of the saturated posteriors are broken by the raw scores (lower EU, higher AU first),
+      then by index: the official order of tied entries is whatever torch.topk / numpy give;
+    * a class with too few pool examples gives what it has (the official torch.topk raises), and a batch
+      short of B is filled with the remaining examples by `clean` x `info`, so every query asks for B;
+    * softplus instead of log(1 + exp(.)), which overflows for large counts.
+
+    Kept although it looks accidental: before any unknown was queried, the class weights divide by a mean
+    over K + 1 class sizes one of which is 0.
+
+    The scores returned are `clean` x `info` (what the per-class picks favour).
+    """
+
+    query_model = "detector"
+    needs = ("logits", "features", "classifier_logits", "labeled_features", "invalid_features")
+
+    def __init__(self, neighbours: int = 250, k_initial: float = 5.0, target_precision: float = 0.6,
+                 tolerance: float = 0.05, step: float = 1.0, max_iter: int = 10, tol: float = 1e-2,
+                 reg_covar: float = 5e-4) -> None:
+        if int(neighbours) < 1:
+            raise ConfigError(f"strategy.selector.neighbours={neighbours} must be at least 1")
+        if float(k_initial) < 1:
+            raise ConfigError(f"strategy.selector.k_initial={k_initial} must be at least 1 (candidates per pick)")
+        if not 0.0 < float(target_precision) <= 1.0:
+            raise ConfigError(f"strategy.selector.target_precision={target_precision} must lie in (0, 1]")
+        self.neighbours = int(neighbours)
+        self.k = float(k_initial)
+        self.target_precision, self.tolerance, self.step = float(target_precision), float(tolerance), float(step)
+        self.max_iter, self.tol, self.reg_covar = int(max_iter), float(tol), float(reg_covar)
+
+    # -- state across queries ------------------------------------------------------------
+    def observe(self, queried: int, queried_known: int) -> None:
+        """Adapt k to the precision of the query just answered (official main.py L174-178)."""
+        if queried == 0:
+            return
+        precision = queried_known / queried
+        if abs(precision - self.target_precision) > self.tolerance:
+            if precision > self.target_precision:
+                self.k += self.step
+            elif self.k - self.step >= 1:
+                self.k -= self.step
+
+    def state_dict(self) -> dict:
+        return {"k": self.k}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.k = float(state.get("k", self.k))
+
+    # -- scores ----------------------------------------------------------------------------
+    def posterior(self, values: np.ndarray, high: bool, rng: np.random.Generator) -> np.ndarray:
+        """Posterior of the high- (or low-) mean component of a 2-component GMM on min-max-scaled values."""
+        values = np.asarray(values, dtype=np.float64)
+        span = values.max() - values.min() if len(values) else 0.0
+        if len(values) < 2 or span == 0:
+            return np.full(len(values), 0.5)
+        scaled = ((values - values.min()) / span)[:, None]
+        gmm = GaussianMixture(n_components=2, max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar,
+                              random_state=int(rng.integers(0, 2 ** 31 - 1)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 10 EM steps, as in the official code
+            gmm.fit(scaled)
+        component = int(np.argmax(gmm.means_[:, 0]) if high else np.argmin(gmm.means_[:, 0]))
+        return gmm.predict_proba(scaled)[:, component]
+
+    @staticmethod
+    def aleatoric(classifier_logits: np.ndarray) -> np.ndarray:
+        """log(1 - p_max) of the classifier, computed stably: higher = more aleatoric."""
+        logits = np.asarray(classifier_logits, dtype=np.float64)
+        others = logits.copy()
+        others[np.arange(len(logits)), logits.argmax(axis=1)] = -np.inf
+        return logsumexp(others, axis=1) - logsumexp(logits, axis=1)
+
+    @staticmethod
+    def energy(logits: np.ndarray, num_known: int, with_unknown: bool = True) -> np.ndarray:
+        """-logsumexp(known columns) (+ softplus(unknown column)): higher = more likely unknown."""
+        logits = np.asarray(logits, dtype=np.float64)
+        value = -logsumexp(logits[:, :num_known], axis=1)
+        return value + softplus(logits[:, num_known]) if with_unknown else value
+
+    def neighbour_counts(self, outputs: PoolOutputs) -> tuple:
+        """(per pool example and class, how many reference examples of that class list it among their nearest
+        pool examples; whether the invalid set took part)."""
+        k = outputs.num_known
+        reference = [np.asarray(outputs.labeled_features, dtype=np.float64)]
+        targets = [np.asarray(outputs.labeled_targets)]
+        has_invalid = outputs.invalid_features is not None and len(outputs.invalid_features) > 0
+        if has_invalid:
+            reference.append(np.asarray(outputs.invalid_features, dtype=np.float64))
+            targets.append(np.full(len(outputs.invalid_features), k))
+        reference, targets = np.concatenate(reference), np.concatenate(targets)
+        pool = _unit(np.asarray(outputs.features, dtype=np.float64))
+        reference = _unit(reference)
+        n = min(self.neighbours, len(pool))
+        counts = np.zeros((len(pool), k + 1))
+        for start in range(0, len(reference), 1024):  # bounded memory: 1024 reference rows at a time
+            similarity = reference[start:start + 1024] @ pool.T
+            nearest = np.argpartition(-similarity, n - 1, axis=1)[:, :n]
+            for c in range(k + 1):
+                rows = nearest[targets[start:start + 1024] == c].reshape(-1)
+                counts[:, c] += np.bincount(rows, minlength=len(pool))
+        sizes = np.array([(targets == c).sum() for c in range(k + 1)], dtype=np.float64)
+        return counts, sizes, has_invalid
+
+    def _keys(self, outputs: PoolOutputs, rng: np.random.Generator) -> tuple:
+        k = outputs.num_known
+        au = self.aleatoric(outputs.classifier_logits)
+        eu_model = self.energy(outputs.logits, k)
+        info = self.posterior(au, high=True, rng=rng)
+        clean = self.posterior(eu_model, high=False, rng=rng)
+        counts, sizes, has_invalid = self.neighbour_counts(outputs)
+        # the official weights: class size over the mean known-class size; before any unknown was queried the
+        # mean runs over K + 1 entries, one of them 0 (a quirk kept so that selections agree)
+        mean = sizes[:k].mean() if has_invalid else sizes.mean()
+        weights = np.where(sizes > 0, sizes / mean, 1.0)
+        eu_data = self.energy(counts / weights, k, with_unknown=has_invalid)
+        clean = clean * self.posterior(eu_data, high=False, rng=rng)
+        return au, eu_model, info, clean
+
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        if len(outputs) == 0:
+            return np.zeros(0)
+        _, _, info, clean = self._keys(outputs, rng)
+        return clean * info
+
+    def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
+        n = len(outputs)
+        budget = min(int(budget), n)
+        if budget < 0:
+            raise ValueError(f"budget must be non-negative, got {budget}")
+        if n == 0:
+            return Selection(outputs.indices[:0], np.zeros(0))
+        au, eu_model, info, clean = self._keys(outputs, rng)
+        k = outputs.num_known
+        predicted = np.asarray(outputs.classifier_logits)[:, :k].argmax(axis=1)
+        per_class = math.ceil(budget / k) if budget else 0
+        candidates_per_class = per_class * int(self.k)
+        chosen = []
+        for c in range(k):
+            members = np.flatnonzero(predicted == c)
+            # cleanest first: the posterior, then the raw energy (ties of a saturated posterior), then index
+            candidates = members[np.lexsort((members, eu_model[members], -clean[members]))[:candidates_per_class]]
+            picks = candidates[np.lexsort((candidates, -au[candidates], -info[candidates]))[:per_class]]
+            chosen.append(picks)
+        chosen = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+        chosen = chosen[rng.permutation(len(chosen))][:budget]
+        if len(chosen) < budget:  # a class with too few examples: fill by clean x info
+            rest = np.setdiff1d(np.arange(n), chosen)
+            order = np.lexsort((rest, -(clean * info)[rest]))
+            chosen = np.concatenate([chosen, rest[order[:budget - len(chosen)]]])
+        return Selection(outputs.indices[chosen], clean * info)
+
+
+def _unit(rows: np.ndarray, eps: Optional[float] = 1e-12) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), eps)
