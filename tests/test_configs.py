@@ -58,3 +58,24 @@ def test_dataset_config_loads_its_layout_through_the_datamodule(name, tmp_path):
     x, y, _ = next(iter(dm.test_dataloader()))
     assert (y < dm.num_known).all()  # accuracy is measured on known classes only
     assert dm.test_dataloader().dataset.num_examples == int((dm.test_labels < dm.num_known).sum())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["eoal", "eaoa"])
+@pytest.mark.parametrize("name", dataset_names())
+def test_the_newer_strategies_run_on_every_dataset_config(name, strategy, tmp_path):
+    """EOAL and EAOA bring their own detectors, heads and state: each runs a query on every dataset's layout."""
+    from osal.loop.experiment import Experiment
+    from osal.records.metrics import read_metrics
+
+    if name != "digits":
+        WRITERS[name][0](tmp_path / "data")
+    source = compose_config([f"dataset={name}"]).dataset.source
+    cfg = compose_config([f"dataset={name}", f"data_dir={tmp_path / 'data'}", f"strategy={strategy}", "mismatch=0.4",
+                          "al.init_percent=50", "al.init_stratified=true", "al.rounds=1", "al.query_size=4",
+                          "trainer=cpu", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger=none",
+                          "model=small_cnn", "data.batch_size=8"]
+                         + (["dataset.source.download=false"] if "download" in source else []))
+    Experiment(cfg, tmp_path / "run").run()
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert [r["round"] for r in rows] == [0, 1] and rows[1]["queried"] == 4

@@ -121,10 +121,10 @@ def test_every_strategy_and_ablation_runs_a_round(strategy, tmp_path):
 
 
 def test_ablations_change_what_they_say():
-    from osal.loop.experiment import Experiment as E
+    from osal.engine.roles import role_config
 
     def role(strategy, name):
-        module, invalid = E(compose_config([f"strategy={strategy}"]), "/tmp/unused").role_config(name)
+        module, invalid = role_config(compose_config([f"strategy={strategy}"]), name)
         return module._target_.rsplit(".", 1)[1], invalid, module.get("temperature")
 
     assert role("lfosa", "detector") == ("DetectorModule", True, 0.5)

@@ -10,8 +10,9 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
+from osal import clustering
 from osal.errors import DivergenceError
-from osal.models.network import Network
+from osal.models.network import Network, OneVsAllNetwork
 
 # factories a Hydra partial gives: network(num_outputs=...), optimizer(params), scheduler(optimizer)
 NetworkFactory = Callable[..., Network]
@@ -59,6 +60,10 @@ class ClassifierModule(L.LightningModule):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits / self.temperature, targets)
 
+    def batch_loss(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (x, targets, global indices)."""
+        return self.loss(self.net(x), y)
+
     def on_fit_start(self) -> None:
         # channels_last feeds tensor cores directly on CUDA; on CPUs it measured slower for
         # training a ResNet18 (docs/benchmarks.md), so it is used there at inference only
@@ -69,8 +74,8 @@ class ClassifierModule(L.LightningModule):
         self._loss_sum, self._loss_count = None, 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y, _ = batch
-        loss = self.loss(self.net(x.contiguous(memory_format=self._memory_format)), y)
+        x, y, index = batch
+        loss = self.batch_loss(x.contiguous(memory_format=self._memory_format), y, index)
         # The epoch's mean loss is summed on the device and read once per epoch: reading it every
         # step would make the CPU wait for the GPU, and self.log per step costs ~1 ms on a CPU.
         # A non-finite loss makes the sum non-finite, so divergence is still caught (at epoch end).
@@ -173,3 +178,100 @@ class EnergyDetectorModule(DetectorModule):
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return super().loss(logits, targets) + self.energy_weight * self.energy_loss(logits, targets)
+
+
+class OneVsAllDetectorModule(DetectorModule):
+    """EOAL's detector (Safaei et al., AAAI 2024; official code github bardisafa/EOAL at baadd13, main.py and
+    utils.py): the K+1-way detector with a one-vs-all head on its features, trained with
+
+    * cross-entropy on logits / T (T = 0.5);
+    * the entropic one-vs-all loss: before any unknown was queried, OVANet's 0.5 [-log p+_y + max_k!=y -log p-_k];
+      afterwards that term is weighted by 1 - alpha on known rows, and on unknown rows every head is pushed
+      toward p = 1/2, weighted alpha / K (alpha = `pareto_alpha` = 0.8);
+    * once unknowns were queried, `cluster_weight` x (`intra_weight` x the distance of each unknown to the centre
+      of its cluster + `inter_weight` x log(1 + sum_j exp(d_own - d_j))): the queried unknowns are clustered
+      (FINCH, K clusters) at the start of every epoch from their current features.
+
+    Departures (docs/design.md): the unknowns' features for the clustering are computed with the test transform
+    (the official code reads them through the training augmentation); the number of epochs and the optimiser
+    are the trainer's and optimizer's configs (the official code trains 300 epochs, the one-vs-all head without
+    learning-rate decay); a batch without known (or unknown) rows simply lacks those terms.
+    """
+
+    def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
+                 scheduler: Optional[SchedulerFactory] = None, temperature: float = 0.5, pareto_alpha: float = 0.8,
+                 cluster_weight: float = 0.1, intra_weight: float = 0.1, inter_weight: float = 1.0) -> None:
+        super().__init__(num_known, network, optimizer, scheduler, temperature)
+        if not 0.0 <= pareto_alpha < 1.0:
+            raise ValueError(f"pareto_alpha must lie in [0, 1), got {pareto_alpha}")
+        self.net = OneVsAllNetwork(self.net, self.num_known)
+        self.pareto_alpha, self.cluster_weight = float(pareto_alpha), float(cluster_weight)
+        self.intra_weight, self.inter_weight = float(intra_weight), float(inter_weight)
+        self.with_unknowns = False
+        self._cluster_of = self._centres = None
+
+    # -- the unknowns' clusters ------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.with_unknowns = datamodule is not None and len(datamodule.pool.invalid) > 0
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        if self.with_unknowns:
+            self.cluster_unknowns(self.trainer.datamodule.invalid_dataloader())
+
+    def cluster_unknowns(self, loader: "torch.utils.data.DataLoader") -> None:
+        """FINCH clusters (K of them, fewer if FINCH's first partition has fewer) of the invalid set's features."""
+        was_training = self.net.training
+        self.net.eval()
+        features, indices = [], []
+        with torch.no_grad():
+            for x, _, index in loader:
+                x = x.to(self.device).contiguous(memory_format=self._memory_format)
+                features.append(self.net.network.forward_features(x)[0].float().cpu())
+                indices.append(index)
+        self.net.train(was_training)
+        features, indices = torch.cat(features).numpy(), torch.cat(indices).numpy()
+        labels = clustering.clusters(features, self.num_known)
+        lookup = torch.full((int(indices.max()) + 1,), -1, dtype=torch.long)
+        lookup[torch.from_numpy(indices)] = torch.from_numpy(labels).long()
+        self._cluster_of = lookup.to(self.device)
+        self._centres = torch.as_tensor(clustering.centres(features, labels), dtype=torch.float32, device=self.device)
+
+    # -- the loss ----------------------------------------------------------------------------
+    def batch_loss(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        features, logits, one_vs_all = self.net.heads(x)
+        loss = self.loss(logits, y) + self.one_vs_all_loss(one_vs_all, y)
+        if self.with_unknowns and self._centres is not None:
+            loss = loss + self.cluster_weight * self.cluster_loss(features, y, index)
+        return loss
+
+    def one_vs_all_loss(self, one_vs_all: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        k = self.num_known
+        p = F.softmax(one_vs_all.view(len(y), 2, k), dim=1)  # [:, 0] "not class k", [:, 1] "class k"
+        nll_negative, nll_positive = -torch.log(p[:, 0] + 1e-8), -torch.log(p[:, 1] + 1e-8)
+        known = y < k
+        target = F.one_hot(y.clamp(max=k - 1), k).float() * known[:, None]
+        scale = 1.0 - self.pareto_alpha if self.with_unknowns else 1.0
+        loss = one_vs_all.new_zeros(())
+        if known.any():
+            positive = (nll_positive[known] * target[known]).sum(dim=1).mean()
+            negative = (nll_negative[known] * (1.0 - target[known])).max(dim=1).values.mean()
+            loss = loss + 0.5 * scale * (positive + negative)
+        if self.with_unknowns and (~known).any():
+            weight = self.pareto_alpha / k
+            toward_half = nll_positive[~known].sum(dim=1).mean() + nll_negative[~known].sum(dim=1).mean()
+            loss = loss + 0.5 * weight * toward_half
+        return loss
+
+    def cluster_loss(self, features: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        unknown = y >= self.num_known
+        if not unknown.any():
+            return features.new_zeros(())
+        distances = torch.cdist(features[unknown].float(), self._centres)
+        own = self._cluster_of[index[unknown]]
+        true = distances.gather(1, own[:, None])
+        others = torch.ones_like(distances, dtype=torch.bool).scatter_(1, own[:, None], False)
+        margins = torch.where(others, torch.exp(true - distances), torch.zeros_like(distances)).sum(dim=1)
+        return self.intra_weight * true.mean() + self.inter_weight * torch.log1p(margins).mean()

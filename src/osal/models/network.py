@@ -57,3 +57,29 @@ def build_network(encoder: Callable[[], nn.Module], num_outputs: int, bottleneck
     if compile:
         network.compile(**dict(compile_options or {}))
     return network
+
+
+class OneVsAllNetwork(nn.Module):
+    """A Network with EOAL's one-vs-all head beside its own: K bias-free binary classifiers on the features.
+
+    `forward` gives the network's logits (what training and testing read); `forward_features` gives the
+    features and, for the query, the network's logits followed by the head's 2K outputs (K "not class k"
+    columns, then K "class k" columns, the official layout).
+    """
+
+    def __init__(self, network: Network, num_known: int) -> None:
+        super().__init__()
+        self.network = network
+        self.one_vs_all = nn.Linear(network.head.in_features, 2 * num_known, bias=False)
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(features, the network's logits, the one-vs-all logits)."""
+        features, logits = self.network.forward_features(x)
+        return features, logits, self.one_vs_all(features)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features, logits, one_vs_all = self.heads(x)
+        return features, torch.cat([logits, one_vs_all], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)

@@ -120,4 +120,8 @@ def known_probability(detector_outputs: PoolOutputs, rng: np.random.Generator) -
     For those who need the estimate without LfOSA's ranking: an annotation batch chosen by another
     strategy, and `predict`.
     """
+    k = detector_outputs.num_known
+    if detector_outputs.logits is not None and detector_outputs.logits.shape[1] > k + 1:
+        # a detector with more outputs after its K+1 (EOAL's one-vs-all head): LfOSA reads the K+1
+        detector_outputs = PoolOutputs(detector_outputs.indices, k, logits=detector_outputs.logits[:, :k + 1])
     return as_probability(LfOSA().scores(detector_outputs, rng))

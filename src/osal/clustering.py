@@ -1,0 +1,62 @@
+"""FINCH clustering (Sarfraz et al., CVPR 2019) in bounded memory: what EOAL's detector and query use.
+
+The `finch-clust` package computes every point's first neighbour from a dense N x N distance
+matrix (or needs pynndescent / faiss above 20,000 points). Here the first neighbours are found
+in chunks (cosine, as FINCH's default) and handed to it, so a pool of 60,000 feature vectors
+needs O(N) memory for that step; the later levels work on cluster means, far fewer points.
+"""
+
+import contextlib
+import io
+import warnings
+from typing import Optional
+
+import numpy as np
+
+with warnings.catch_warnings():  # it warns on import that the optional pynndescent is missing: not needed here
+    warnings.simplefilter("ignore", UserWarning)
+    from finch import FINCH
+
+EXACT_UP_TO = 10 ** 9  # FINCH's later levels use exact distances between cluster means, never an ANN
+
+
+def first_neighbours(features: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Each row's most cosine-similar other row (FINCH's first neighbour), `chunk` rows at a time."""
+    unit = np.asarray(features, dtype=np.float32)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    nearest = np.empty(len(unit), dtype=np.int32)
+    for start in range(0, len(unit), chunk):
+        similarity = unit[start:start + chunk] @ unit.T
+        rows = np.arange(similarity.shape[0])
+        similarity[rows, start + rows] = -np.inf  # never oneself
+        nearest[start:start + chunk] = similarity.argmax(axis=1)
+    return nearest
+
+
+def partitions(features: np.ndarray, required: Optional[int] = None) -> tuple:
+    """FINCH's hierarchy: (labels per partition, finest first, as an (N, P) array; clusters per partition;
+    labels of exactly `required` clusters, or None)."""
+    features = np.asarray(features, dtype=np.float32)
+    # FINCH prints (not logs) when it cannot give `required` clusters; the caller says what it got instead
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        labels, counts, required_labels = FINCH(features, req_clust=required, initial_rank=first_neighbours(features),
+                                                distance="cosine", ann_threshold=EXACT_UP_TO, verbose=False)
+    return np.asarray(labels).reshape(len(features), -1), list(counts), required_labels
+
+
+def clusters(features: np.ndarray, count: int) -> np.ndarray:
+    """Labels of `count` FINCH clusters (fewer when the first partition already has fewer), 0..C-1."""
+    features = np.asarray(features, dtype=np.float32)
+    if len(features) < 3:  # FINCH needs a neighbour to link to: too few points are one cluster each
+        return np.arange(len(features))
+    labels, counts, required = partitions(features, required=count)
+    chosen = labels[:, 0] if required is None else np.asarray(required)
+    return np.unique(chosen, return_inverse=True)[1]
+
+
+def centres(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The mean feature vector of each cluster, in label order 0..C-1."""
+    features = np.asarray(features, dtype=np.float64)
+    labels = np.asarray(labels)
+    return np.stack([features[labels == c].mean(axis=0) for c in range(int(labels.max()) + 1)])

@@ -1,0 +1,144 @@
+"""EOAL: the shared contract, FINCH in bounded memory, and known answers of its scores, picks and losses."""
+
+import warnings
+
+import numpy as np
+import torch
+from scipy.special import softmax
+
+from osal import clustering
+from osal.strategies.base import PoolOutputs
+from osal.strategies.eoal import EOALStrategy
+
+from strategy_contract import StrategyContract
+
+
+class TestEOALContract(StrategyContract):
+    logit_columns = 3 * StrategyContract.num_known + 1  # K+1 detector logits, then 2K one-vs-all logits
+
+    def make_strategy(self):
+        return EOALStrategy()
+
+
+def test_first_neighbours_and_partitions_equal_finch_with_its_dense_matrix():
+    from finch import FINCH
+    rng = np.random.default_rng(0)
+    x = (rng.normal(0, 1, (3000, 16)) + rng.integers(0, 5, 3000)[:, None] * 2).astype(np.float32)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    np.testing.assert_array_equal(clustering.first_neighbours(x, chunk=700), similarity.argmax(axis=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected, counts, required = FINCH(x, req_clust=4, distance="cosine", verbose=False)
+    labels, ours, ours_required = clustering.partitions(x, required=4)
+    np.testing.assert_array_equal(labels, expected)
+    assert ours == list(counts) and np.array_equal(ours_required, required)
+
+
+def one_vs_all_logits(k, rows):
+    """Logits whose one-vs-all probabilities are `rows` (p of "class k" for each head)."""
+    p = np.asarray(rows, dtype=np.float64)
+    positive = np.log(p / (1 - p))  # softmax([0, z]) = sigmoid(z)
+    return np.concatenate([np.zeros_like(positive), positive], axis=1)
+
+
+def test_closed_set_entropy_is_the_mean_binary_entropy_of_the_heads_in_bits():
+    k = 2
+    heads = [[0.5, 0.5], [0.9, 0.1], [0.99, 0.2]]
+    detector = np.array([[2.0, 0.0, 0.0]] * 3)
+    outputs = PoolOutputs(np.arange(3), k, logits=np.concatenate([detector, one_vs_all_logits(k, heads)], axis=1),
+                          features=np.zeros((3, 4)))
+    binary = lambda p: -(p * np.log2(p) + (1 - p) * np.log2(1 - p))  # noqa: E731
+    expected = [np.mean([binary(p) for p in row]) for row in heads]
+    np.testing.assert_allclose(EOALStrategy().entropies(outputs), expected, rtol=1e-6)
+
+
+def test_the_distance_entropy_to_the_unknown_clusters_is_subtracted():
+    k = 2
+    rng = np.random.default_rng(1)
+    centres = np.array([[10.0, 0.0, 0.0], [0.0, 10.0, 0.0]])
+    invalid = np.concatenate([c + rng.normal(0, 0.1, (20, 3)) for c in centres])
+    pool = np.array([[5.0, 5.0, 0.0], [10.0, 0.0, 0.0], [0.0, 0.0, 10.0]])
+    logits = np.concatenate([np.tile([2.0, 0.0, 0.0], (3, 1)), one_vs_all_logits(k, [[0.9, 0.1]] * 3)], axis=1)
+    outputs = PoolOutputs(np.arange(3), k, logits=logits, features=pool, invalid_features=invalid)
+    found = clustering.centres(invalid, clustering.clusters(invalid, k))
+    distances = np.linalg.norm(pool[:, None, :] - found[None, :, :], axis=2)
+    closeness = softmax(-distances, axis=1)
+    distance_entropy = -(closeness * np.log(closeness)).sum(axis=1) / np.log(2)
+    closed = -(0.9 * np.log2(0.9) + 0.1 * np.log2(0.1))
+    np.testing.assert_allclose(EOALStrategy().entropies(outputs), closed - distance_entropy, rtol=1e-6)
+    # halfway between the two unknown clusters: the highest distance entropy, so the lowest score
+    assert EOALStrategy().entropies(outputs).argmin() == 0
+
+
+def test_picks_go_round_the_clusters_lowest_score_first_and_only_predicted_knowns():
+    k = 2
+    rng = np.random.default_rng(2)
+    groups = np.array([[20.0, 0, 0], [0, 20.0, 0], [0, 0, 20.0]])
+    features = np.concatenate([g + rng.normal(0, 0.3, (10, 3)) for g in groups])
+    score_heads = rng.uniform(0.55, 0.99, (30, k))
+    detector = np.tile([3.0, 0.0, 0.0], (30, 1))
+    detector[[0, 10, 20]] = [0.0, 0.0, 3.0]  # predicted unknown: never a candidate while candidates remain
+    outputs = PoolOutputs(np.arange(30) + 100, k, logits=np.concatenate([detector, one_vs_all_logits(k, score_heads)],
+                                                                          axis=1), features=features)
+    strategy = EOALStrategy()
+    score = strategy.entropies(outputs)
+    chosen = strategy.select(outputs, 6, np.random.default_rng(0)) - 100
+    assert not set(chosen.tolist()) & {0, 10, 20}
+    group = chosen // 10
+    assert sorted(np.bincount(group, minlength=3).tolist()) == [2, 2, 2]  # two from each of the three groups
+    for g in range(3):  # each group gives its lowest scores
+        members = [i for i in range(10 * g, 10 * g + 10) if i not in (0, 10, 20)]
+        lowest = sorted(members, key=lambda i: score[i])[:2]
+        assert sorted(chosen[group == g].tolist()) == sorted(lowest)
+    # without diversity: the six lowest scores among the candidates
+    candidates = [i for i in range(30) if i not in (0, 10, 20)]
+    plain = EOALStrategy(diversity=False).select(outputs, 6, np.random.default_rng(0)) - 100
+    assert plain.tolist() == sorted(candidates, key=lambda i: score[i])[:6]
+    # more than the candidates: the predicted unknowns fill the batch
+    full = strategy.select(outputs, 30, np.random.default_rng(0)) - 100
+    assert sorted(full.tolist()) == list(range(30))
+
+
+def module(k=2):
+    from osal.models.modules import OneVsAllDetectorModule
+    from osal.models.network import build_network
+    from osal.models.small_cnn import SmallCNNEncoder
+    return OneVsAllDetectorModule(k, lambda num_outputs: build_network(lambda: SmallCNNEncoder(1, 4), num_outputs),
+                                  lambda params: torch.optim.SGD(params, lr=0.1))
+
+
+def test_the_one_vs_all_loss_before_and_after_unknowns_were_queried():
+    k = 2
+    m = module(k)
+    z = torch.tensor([[0.3, -0.2, 1.0, 0.5], [0.1, 0.4, -0.3, 0.8], [0.0, 0.2, 0.6, -0.1]])  # 2 "not", 2 "is"
+    y = torch.tensor([0, 1, 2])
+    p = torch.softmax(z.view(3, 2, k), dim=1)
+    pos, neg = -torch.log(p[:, 1] + 1e-8), -torch.log(p[:, 0] + 1e-8)
+    # before: OVANet's loss on the known rows
+    m.with_unknowns = False
+    expected = 0.5 * ((pos[0, 0] + pos[1, 1]) / 2 + (neg[0, 1] + neg[1, 0]) / 2)
+    torch.testing.assert_close(m.one_vs_all_loss(z[:2], y[:2]), expected)
+    # after: the known part weighted 1 - alpha, the unknown row pushed toward 1/2 with alpha / K
+    m.with_unknowns = True
+    alpha = 0.8
+    expected = 0.5 * (1 - alpha) * ((pos[0, 0] + pos[1, 1]) / 2 + (neg[0, 1] + neg[1, 0]) / 2) \
+        + 0.5 * (alpha / k) * (pos[2].sum() + neg[2].sum())
+    torch.testing.assert_close(m.one_vs_all_loss(z, y), expected)
+
+
+def test_the_cluster_loss_pulls_each_unknown_to_its_centre():
+    m = module(2)
+    m._centres = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    m._cluster_of = torch.tensor([-1, -1, 0, 2])
+    features = torch.tensor([[9.0, 9.0], [1.0, 1.0], [0.0, 1.0], [6.0, 7.0]])
+    y = torch.tensor([0, 1, 2, 2])
+    index = torch.tensor([0, 1, 2, 3])
+    d = torch.cdist(features[2:], m._centres)
+    own = torch.tensor([0, 2])
+    true = d[torch.arange(2), own]
+    others = [[1, 2], [0, 1]]
+    inter = torch.stack([torch.log1p(sum(torch.exp(true[i] - d[i, j]) for j in others[i])) for i in range(2)])
+    torch.testing.assert_close(m.cluster_loss(features, y, index), 0.1 * true.mean() + inter.mean())
+    assert m.cluster_loss(features[:2], y[:2], index[:2]).item() == 0.0  # no unknown in the batch
