@@ -1,0 +1,83 @@
+"""Consensus (osal's own): query what both the detector and the neighbourhood of the labels call known."""
+
+import numpy as np
+
+from osal.errors import ConfigError
+from osal.strategies.base import PoolOutputs, Strategy
+from osal.strategies.lfosa import LfOSA
+
+
+class ConsensusStrategy(Strategy):
+    """LfOSA's known probability, checked against the feature-space neighbourhood of the labels answered so far.
+
+    Designed from what this project measured of LfOSA: its first query is its worst (its detector has never
+    seen an unknown, precision 0.5-0.86 on MNIST against above 0.93 later), and its known probability
+    saturates at exactly 1 for most of the pool, leaving the order among them to chance. Every answer so
+    far is evidence too: a pool example whose nearest answered examples (cosine on the detector's features)
+    are labeled knowns is likely known; one whose nearest are queried unknowns is likely not.
+
+    * neighbourhood vote: the mean similarity of an example to its `neighbours` most similar labeled
+      examples, minus the same for the invalid set (when there is one);
+    * the first query (no invalid set yet): the vote alone, since the detector cannot tell unknowns;
+    * later queries: the rank of LfOSA's known probability and the rank of the vote, averaged with
+      weight `detector_weight` on the detector: an example both rank high is queried first.
+
+    The scores returned are the combined ranks in [0, 1].
+    """
+
+    query_model = "detector"
+    needs = ("logits", "features", "labeled_features", "invalid_features")
+
+    def __init__(self, neighbours: int = 10, detector_weight: float = 0.5) -> None:
+        if int(neighbours) < 1:
+            raise ConfigError(f"strategy.selector.neighbours={neighbours} must be at least 1")
+        if not 0.0 <= float(detector_weight) <= 1.0:
+            raise ConfigError(f"strategy.selector.detector_weight={detector_weight} must lie in [0, 1]")
+        self.neighbours, self.detector_weight = int(neighbours), float(detector_weight)
+        self.lfosa = LfOSA()
+
+    def closeness(self, pool: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """Mean cosine similarity of each pool row to its `neighbours` most similar reference rows."""
+        pool, reference = _unit(pool), _unit(reference)
+        m = min(self.neighbours, len(reference))
+        out = np.empty(len(pool))
+        for start in range(0, len(pool), 4096):  # bounded memory: 4096 pool rows at a time
+            similarity = pool[start:start + 4096] @ reference.T
+            out[start:start + 4096] = np.partition(similarity, similarity.shape[1] - m, axis=1)[:, -m:].mean(axis=1)
+        return out
+
+    def vote(self, outputs: PoolOutputs) -> np.ndarray:
+        features = np.asarray(outputs.features, dtype=np.float64)
+        vote = self.closeness(features, np.asarray(outputs.labeled_features, dtype=np.float64))
+        invalid = outputs.invalid_features
+        if invalid is not None and len(invalid):
+            vote = vote - self.closeness(features, np.asarray(invalid, dtype=np.float64))
+        return vote
+
+    def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
+        if len(outputs) == 0:
+            return np.zeros(0)
+        vote = _ranks(self.vote(outputs))
+        if outputs.invalid_features is None or len(outputs.invalid_features) == 0:
+            return vote
+        known = _ranks(self.lfosa.scores(outputs, rng))
+        return self.detector_weight * known + (1.0 - self.detector_weight) * vote
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Each value's rank in [0, 1] (ties share their mean rank): 1 is the largest."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return np.ones(len(values))
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    # equal values get the mean of their ranks
+    unique, inverse = np.unique(values, return_inverse=True)
+    sums = np.bincount(inverse, weights=ranks)
+    counts = np.bincount(inverse)
+    return (sums / counts)[inverse] / (len(values) - 1)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,64 @@
+"""Consensus: the shared contract and known answers of its vote and its ranks."""
+
+import numpy as np
+import pytest
+
+from osal.errors import ConfigError
+from osal.strategies.base import PoolOutputs
+from osal.strategies.consensus import ConsensusStrategy, _ranks
+from osal.strategies.lfosa import LfOSA
+
+from strategy_contract import StrategyContract
+
+
+class TestConsensusContract(StrategyContract):
+    def make_strategy(self):
+        return ConsensusStrategy(neighbours=3)
+
+
+def test_ranks_are_in_zero_one_with_ties_sharing_their_mean_rank():
+    np.testing.assert_allclose(_ranks(np.array([3.0, 1.0, 2.0, 2.0])), [1.0, 0.0, 0.5, 0.5])
+
+
+def test_closeness_is_the_mean_similarity_to_the_nearest_references_by_brute_force():
+    rng = np.random.default_rng(0)
+    pool, reference = rng.normal(0, 1, (5000, 6)), rng.normal(0, 1, (30, 6))  # more than one chunk of 4096
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    similarity = unit(pool) @ unit(reference).T
+    expected = np.sort(similarity, axis=1)[:, -4:].mean(axis=1)
+    np.testing.assert_allclose(ConsensusStrategy(neighbours=4).closeness(pool, reference), expected, rtol=1e-10)
+
+
+def outputs_near_the_labels(with_invalid):
+    """Pool examples 0-9 sit by the labeled examples, 10-19 by the queried unknowns."""
+    rng = np.random.default_rng(1)
+    known, unknown = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    features = np.concatenate([known + rng.normal(0, 0.1, (10, 3)), unknown + rng.normal(0, 0.1, (10, 3))])
+    logits = rng.normal(0, 1, (20, 3))
+    return PoolOutputs(np.arange(20), 2, logits=logits, features=features,
+                       labeled_features=known + rng.normal(0, 0.1, (8, 3)),
+                       invalid_features=unknown + rng.normal(0, 0.1, (8, 3)) if with_invalid else None)
+
+
+def test_the_first_query_is_the_vote_of_the_labeled_neighbourhood_alone():
+    outputs = outputs_near_the_labels(with_invalid=False)
+    strategy = ConsensusStrategy(neighbours=3)
+    np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(0)), _ranks(strategy.vote(outputs)))
+    assert sorted(strategy.select(outputs, 10, np.random.default_rng(0)).tolist()) == list(range(10))
+
+
+def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
+    outputs = outputs_near_the_labels(with_invalid=True)
+    strategy = ConsensusStrategy(neighbours=3, detector_weight=0.25)
+    known = _ranks(LfOSA().scores(outputs, np.random.default_rng(5)))
+    expected = 0.25 * known + 0.75 * _ranks(strategy.vote(outputs))
+    np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(5)), expected)
+    # the neighbourhood outweighs a detector that guesses: the examples by the labels come first, mostly
+    assert (strategy.select(outputs, 10, np.random.default_rng(0)) < 10).sum() >= 8
+
+
+@pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),
+                                          ({"detector_weight": 1.5}, "detector_weight=1.5")])
+def test_bad_knobs_are_refused_in_one_sentence(knobs, named):
+    with pytest.raises(ConfigError, match=named):
+        ConsensusStrategy(**knobs)
