@@ -24,6 +24,8 @@ from annotation_helpers import FAST, KNOWN, digits, fill_sheet, first_batch, sta
 from conftest import ROOT
 from small_disks import make_read_only, resize, small_disk
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 
 @pytest.fixture
 def project(first_batch, tmp_path):

@@ -19,6 +19,8 @@ from osal.records.run_state import load_state
 
 from conftest import ROOT, run_train
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 GRID = ["experiment=campaign_demo"]
 TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}
 

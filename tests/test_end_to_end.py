@@ -11,6 +11,8 @@ from osal.records.metrics import COLUMNS, read_metrics
 
 from conftest import FAST, ROOT, compose_config, run_train
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 SHORT = ["al.rounds=2", "al.query_size=40", "trainer.max_epochs=2", "mismatch=0.4"]
 
 

@@ -22,6 +22,8 @@ from omegaconf import OmegaConf
 import slurm_cluster
 from conftest import CONF, ROOT, run_train
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 TINY = ["dataset=digits", "trainer=cpu", "trainer.enable_progress_bar=false", "logger=none",
         "al.rounds=1", "trainer.max_epochs=1"]
 # what a one-epoch digits job needs from the test cluster (the config's defaults are a GPU paper run)

@@ -129,6 +129,7 @@ def test_a_link_to_a_missing_file_is_one_sentence_with_or_without_the_cache(tmp_
         load(root, cache_dir=tmp_path / "cache" if cached else None)
 
 
+@pytest.mark.slow
 def test_a_broken_link_through_train_py_exits_2_without_a_traceback(tmp_path):
     root = image_folder(tmp_path / "data", classes=CLASSES + ("e",))
     os.symlink(tmp_path / "gone.png", root / "train" / "c" / "gone.png")

@@ -117,6 +117,7 @@ def test_scheduler_none_gives_a_constant_learning_rate():
     assert isinstance(stepped["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
 
 
+@pytest.mark.slow
 def test_compile_option_compiles_the_training_forward_and_a_run_completes(tmp_path):
     from osal.build import build
     from osal.loop.experiment import Experiment

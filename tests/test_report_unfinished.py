@@ -13,6 +13,8 @@ from osal.records.run_state import load_state
 
 from conftest import ROOT, run_train
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=2",
        "trainer.max_epochs=1"]
 

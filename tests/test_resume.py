@@ -18,6 +18,8 @@ from osal.records.run_state import load_state
 
 from conftest import FAST, ROOT, compose_config, run_train
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",
        "trainer.max_epochs=6"]
 TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}

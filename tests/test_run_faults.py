@@ -21,6 +21,8 @@ from osal.records.run_state import load_state
 from conftest import ROOT, run_train
 from small_disks import make_read_only, small_disk
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 RUN = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "mismatch=0.4", "al.rounds=3",
        "trainer.max_epochs=1"]
 

@@ -12,6 +12,8 @@ from osal.report.curves import area_under_curve
 
 from conftest import CONF, ROOT, run_train
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 TINY = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=none", "al.rounds=2", "trainer.max_epochs=1",
         "mismatch=0.4"]
 

@@ -9,6 +9,7 @@ from conftest import FAST, compose_config
 from layouts import write_image_folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, words", [
     ("mismatch=0", "mismatch=0 "),
     ("mismatch=1", "mismatch=1 "),

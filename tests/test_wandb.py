@@ -24,6 +24,8 @@ from conftest import ROOT, compose_config
 pytest.importorskip("wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
+pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
+
 TINY = ["trainer=cpu", "trainer.enable_progress_bar=false", "logger=wandb", "trainer.max_epochs=1"]
 
 
