@@ -79,3 +79,24 @@ def test_the_newer_strategies_run_on_every_dataset_config(name, strategy, tmp_pa
     Experiment(cfg, tmp_path / "run").run()
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
     assert [r["round"] for r in rows] == [0, 1] and rows[1]["queried"] == 4
+
+
+def test_the_strategy_grid_is_every_strategy_under_a_protocol_that_can_reach_most_knowns():
+    """experiment=strategy_grid sweeps every strategy config; its budget is 30% of MNIST, the old protocol's is not."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=strategy_grid"], return_hydra_config=True)
+        old = compose("train", overrides=["dataset=mnist"])
+    swept = set(cfg.hydra.sweeper.params.strategy.split(","))
+    ablations = {p.stem for p in Path(CONF / "strategy").glob("lfosa_*.yaml")}
+    assert swept == {p.stem for p in Path(CONF / "strategy").glob("*.yaml")} - ablations
+    assert {"eoal", "eaoa", "consensus"} <= swept
+    assert cfg.hydra.sweeper.params.mismatch == "0.2,0.3,0.4" and cfg.hydra.sweeper.params.seed == "1,2,3,4"
+    pool, known_at_04 = 60_000, 0.4 * 60_000
+    assert cfg.al.query_size * cfg.al.rounds == 0.3 * pool
+    assert cfg.al.query_size * cfg.al.rounds >= 0.75 * known_at_04  # most of the known pool is within reach
+    assert old.al.query_size * old.al.rounds / (0.4 * pool) < 0.15  # the old protocol is kept, and capped
