@@ -41,7 +41,9 @@ class EAOAStrategy(Strategy):
       then by index: the official order of tied entries is whatever torch.topk / numpy give;
     * a class with too few pool examples gives what it has (the official torch.topk raises), and a batch
       short of B is filled with the remaining examples by `clean` x `info`, so every query asks for B;
-    * softplus instead of log(1 + exp(.)), which overflows for large counts.
+    * softplus instead of log(1 + exp(.)), which overflows for large counts;
+    * scores and posteriors in float64 (the official code's float32 saturates at exactly 1 sooner, so it
+      has more ties; on outputs that do not saturate the selections agree, docs/design.md).
 
     Kept although it looks accidental: before any unknown was queried, the class weights divide by a mean
     over K + 1 class sizes one of which is 0.
