@@ -42,14 +42,14 @@ def outputs_near_the_labels(with_invalid):
 
 def test_the_first_query_is_the_vote_of_the_labeled_neighbourhood_alone():
     outputs = outputs_near_the_labels(with_invalid=False)
-    strategy = ConsensusStrategy(neighbours=3)
+    strategy = ConsensusStrategy(neighbours=3, candidates=1)
     np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(0)), _ranks(strategy.vote(outputs)))
     assert sorted(strategy.select(outputs, 10, np.random.default_rng(0)).tolist()) == list(range(10))
 
 
 def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
     outputs = outputs_near_the_labels(with_invalid=True)
-    strategy = ConsensusStrategy(neighbours=3, detector_weight=0.25)
+    strategy = ConsensusStrategy(neighbours=3, detector_weight=0.25, candidates=1)
     known = _ranks(LfOSA().scores(outputs, np.random.default_rng(5)))
     expected = 0.25 * known + 0.75 * _ranks(strategy.vote(outputs))
     np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(5)), expected)
@@ -57,8 +57,24 @@ def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
     assert (strategy.select(outputs, 10, np.random.default_rng(0)) < 10).sum() >= 8
 
 
+def test_the_batch_comes_from_the_candidates_in_turns_per_predicted_class_smallest_margin_first():
+    # 12 pool examples; the 6 with the highest vote are the candidates (candidates=1.5 x budget 4)
+    features = np.zeros((12, 2))
+    features[:, 0] = np.linspace(1.0, 0.1, 12)  # similarity to the labels falls with the index
+    features[:, 1] = 1.0
+    logits = np.zeros((12, 3))
+    logits[[0, 2, 4], 0] = [5.0, 1.0, 3.0]      # predicted class 0, margins 5, 1, 3
+    logits[[1, 3, 5], 1] = [0.5, 4.0, 2.0]      # predicted class 1, margins 0.5, 4, 2
+    logits[6:, 0] = 0.1                          # not candidates, however small their margins
+    outputs = PoolOutputs(np.arange(12), 2, logits=logits, features=features,
+                          labeled_features=np.array([[1.0, 0.0]]))
+    chosen = ConsensusStrategy(neighbours=1, candidates=1.5).select(outputs, 4, np.random.default_rng(0))
+    assert chosen.tolist() == [2, 1, 4, 5]  # class 0 then class 1, each by its smallest margin
+
+
 @pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),
-                                          ({"detector_weight": 1.5}, "detector_weight=1.5")])
+                                          ({"detector_weight": 1.5}, "detector_weight=1.5"),
+                                          ({"candidates": 0.5}, "candidates=0.5")])
 def test_bad_knobs_are_refused_in_one_sentence(knobs, named):
     with pytest.raises(ConfigError, match=named):
         ConsensusStrategy(**knobs)

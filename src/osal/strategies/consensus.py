@@ -3,7 +3,7 @@
 import numpy as np
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Strategy
+from osal.strategies.base import PoolOutputs, Selection, Strategy, rank_descending
 from osal.strategies.lfosa import LfOSA
 
 
@@ -20,7 +20,11 @@ class ConsensusStrategy(Strategy):
       examples, minus the same for the invalid set (when there is one);
     * the first query (no invalid set yet): the vote alone, since the detector cannot tell unknowns;
     * later queries: the rank of LfOSA's known probability and the rank of the vote, averaged with
-      weight `detector_weight` on the detector: an example both rank high is queried first.
+      weight `detector_weight` on the detector;
+    * the `candidates` x B examples of highest score are the candidates; pure purity stops paying (the surest
+      knowns are the ones the classifier learns least from, and they crowd into the easiest classes), so the
+      batch takes from the candidates one per class the detector predicts in turn, the smallest margin
+      between its two largest known logits first.
 
     The scores returned are the combined ranks in [0, 1].
     """
@@ -28,12 +32,16 @@ class ConsensusStrategy(Strategy):
     query_model = "detector"
     needs = ("logits", "features", "labeled_features", "invalid_features")
 
-    def __init__(self, neighbours: int = 10, detector_weight: float = 0.5) -> None:
+    def __init__(self, neighbours: int = 10, detector_weight: float = 0.5, candidates: float = 3.0) -> None:
         if int(neighbours) < 1:
             raise ConfigError(f"strategy.selector.neighbours={neighbours} must be at least 1")
         if not 0.0 <= float(detector_weight) <= 1.0:
             raise ConfigError(f"strategy.selector.detector_weight={detector_weight} must lie in [0, 1]")
+        if float(candidates) < 1:
+            raise ConfigError(f"strategy.selector.candidates={candidates} must be at least 1 (a multiple of the "
+                              "query size)")
         self.neighbours, self.detector_weight = int(neighbours), float(detector_weight)
+        self.candidates = float(candidates)
         self.lfosa = LfOSA()
 
     def closeness(self, pool: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -62,6 +70,35 @@ class ConsensusStrategy(Strategy):
             return vote
         known = _ranks(self.lfosa.scores(outputs, rng))
         return self.detector_weight * known + (1.0 - self.detector_weight) * vote
+
+
+    def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
+        """The `candidates` x B examples both call most likely known; of those, per class the detector
+        predicts, the ones it separates least from another known class (the most informative), in turns."""
+        n = len(outputs)
+        budget = min(int(budget), n)
+        if budget < 0:
+            raise ValueError(f"budget must be non-negative, got {budget}")
+        scores = self.scores(outputs, rng)
+        if budget == 0:
+            return Selection(outputs.indices[:0], scores)
+        size = min(n, int(round(self.candidates * budget)))
+        candidates = rank_descending([scores], rng)[:size]
+        k = outputs.num_known
+        known_logits = np.sort(np.asarray(outputs.logits, dtype=np.float64)[candidates, :k], axis=1)
+        margin = known_logits[:, -1] - known_logits[:, -2] if k > 1 else np.zeros(len(candidates))
+        predicted = np.asarray(outputs.logits)[candidates, :k].argmax(axis=1)
+        per_class = [candidates[predicted == c][np.argsort(margin[predicted == c], kind="stable")] for c in range(k)]
+        chosen, taken = [], [0] * k
+        while len(chosen) < budget:  # one from each predicted class in turn, smallest margin first
+            before = len(chosen)
+            for c in range(k):
+                if taken[c] < len(per_class[c]) and len(chosen) < budget:
+                    chosen.append(per_class[c][taken[c]])
+                    taken[c] += 1
+            if len(chosen) == before:
+                break
+        return Selection(outputs.indices[np.asarray(chosen, dtype=np.int64)], scores)
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
