@@ -57,19 +57,20 @@ def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
     assert (strategy.select(outputs, 10, np.random.default_rng(0)) < 10).sum() >= 8
 
 
-def test_the_batch_comes_from_the_candidates_in_turns_per_predicted_class_smallest_margin_first():
+def test_the_batch_comes_from_the_candidates_in_turns_per_predicted_class_highest_score_first():
     # 12 pool examples; the 6 with the highest vote are the candidates (candidates=1.5 x budget 4)
     features = np.zeros((12, 2))
-    features[:, 0] = np.linspace(1.0, 0.1, 12)  # similarity to the labels falls with the index
+    features[:, 0] = np.linspace(1.0, 0.1, 12)  # similarity to the labels (the score) falls with the index
     features[:, 1] = 1.0
     logits = np.zeros((12, 3))
-    logits[[0, 2, 4], 0] = [5.0, 1.0, 3.0]      # predicted class 0, margins 5, 1, 3
-    logits[[1, 3, 5], 1] = [0.5, 4.0, 2.0]      # predicted class 1, margins 0.5, 4, 2
-    logits[6:, 0] = 0.1                          # not candidates, however small their margins
+    logits[[0, 2, 4], 0] = 1.0  # predicted class 0
+    logits[[1, 3, 5], 1] = 1.0  # predicted class 1
+    logits[6:, 2] = 1.0         # below the candidates
+    logits[[1, 3]] = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]  # argmax 0: class 0 holds 0, 1, 2, 3, 4
     outputs = PoolOutputs(np.arange(12), 2, logits=logits, features=features,
                           labeled_features=np.array([[1.0, 0.0]]))
     chosen = ConsensusStrategy(neighbours=1, candidates=1.5).select(outputs, 4, np.random.default_rng(0))
-    assert chosen.tolist() == [2, 1, 4, 5]  # class 0 then class 1, each by its smallest margin
+    assert chosen.tolist() == [0, 5, 1, 2]  # class 0's best, class 1's only one, then class 0 in score order
 
 
 @pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),

@@ -22,9 +22,10 @@ class ConsensusStrategy(Strategy):
     * later queries: the rank of LfOSA's known probability and the rank of the vote, averaged with
       weight `detector_weight` on the detector;
     * the `candidates` x B examples of highest score are the candidates; pure purity stops paying (the surest
-      knowns are the ones the classifier learns least from, and they crowd into the easiest classes), so the
-      batch takes from the candidates one per class the detector predicts in turn, the smallest margin
-      between its two largest known logits first.
+      knowns crowd into the easiest classes), so the batch takes from the candidates one per class the
+      detector predicts in turn, each class's highest score first (a first version took the smallest
+      margin between known classes first: unknowns have small margins too, and a pilot's fourth query
+      fell to precision 0.17).
 
     The scores returned are the combined ranks in [0, 1].
     """
@@ -73,8 +74,8 @@ class ConsensusStrategy(Strategy):
 
 
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
-        """The `candidates` x B examples both call most likely known; of those, per class the detector
-        predicts, the ones it separates least from another known class (the most informative), in turns."""
+        """The `candidates` x B examples both call most likely known; of those, one per class the detector
+        predicts in turn, each class's highest score first."""
         n = len(outputs)
         budget = min(int(budget), n)
         if budget < 0:
@@ -83,14 +84,12 @@ class ConsensusStrategy(Strategy):
         if budget == 0:
             return Selection(outputs.indices[:0], scores)
         size = min(n, int(round(self.candidates * budget)))
-        candidates = rank_descending([scores], rng)[:size]
+        candidates = rank_descending([scores], rng)[:size]  # highest score first
         k = outputs.num_known
-        known_logits = np.sort(np.asarray(outputs.logits, dtype=np.float64)[candidates, :k], axis=1)
-        margin = known_logits[:, -1] - known_logits[:, -2] if k > 1 else np.zeros(len(candidates))
         predicted = np.asarray(outputs.logits)[candidates, :k].argmax(axis=1)
-        per_class = [candidates[predicted == c][np.argsort(margin[predicted == c], kind="stable")] for c in range(k)]
+        per_class = [candidates[predicted == c] for c in range(k)]  # each in score order
         chosen, taken = [], [0] * k
-        while len(chosen) < budget:  # one from each predicted class in turn, smallest margin first
+        while len(chosen) < budget:  # one from each predicted class in turn
             before = len(chosen)
             for c in range(k):
                 if taken[c] < len(per_class[c]) and len(chosen) < budget:
