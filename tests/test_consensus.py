@@ -42,7 +42,7 @@ def outputs_near_the_labels(with_invalid):
 
 def test_the_first_query_is_the_vote_of_the_labeled_neighbourhood_alone():
     outputs = outputs_near_the_labels(with_invalid=False)
-    strategy = ConsensusStrategy(neighbours=3, candidates=1)
+    strategy = ConsensusStrategy(neighbours=3, candidates=1)  # the batch is the candidates
     np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(0)), _ranks(strategy.vote(outputs)))
     assert sorted(strategy.select(outputs, 10, np.random.default_rng(0)).tolist()) == list(range(10))
 
@@ -57,7 +57,7 @@ def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
     assert (strategy.select(outputs, 10, np.random.default_rng(0)) < 10).sum() >= 8
 
 
-def test_the_batch_comes_from_the_candidates_in_turns_per_predicted_class_highest_score_first():
+def test_the_batch_comes_from_the_candidates_in_turns_per_predicted_class_lowest_score_first():
     # 12 pool examples; the 6 with the highest vote are the candidates (candidates=1.5 x budget 4)
     features = np.zeros((12, 2))
     features[:, 0] = np.linspace(1.0, 0.1, 12)  # similarity to the labels (the score) falls with the index
@@ -70,7 +70,7 @@ def test_the_batch_comes_from_the_candidates_in_turns_per_predicted_class_highes
     outputs = PoolOutputs(np.arange(12), 2, logits=logits, features=features,
                           labeled_features=np.array([[1.0, 0.0]]))
     chosen = ConsensusStrategy(neighbours=1, candidates=1.5).select(outputs, 4, np.random.default_rng(0))
-    assert chosen.tolist() == [0, 5, 1, 2]  # class 0's best, class 1's only one, then class 0 in score order
+    assert chosen.tolist() == [4, 5, 3, 2]  # class 0's least typical, class 1's only one, then class 0 upward
 
 
 @pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),

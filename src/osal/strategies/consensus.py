@@ -22,10 +22,9 @@ class ConsensusStrategy(Strategy):
     * later queries: the rank of LfOSA's known probability and the rank of the vote, averaged with
       weight `detector_weight` on the detector;
     * the `candidates` x B examples of highest score are the candidates; pure purity stops paying (the surest
-      knowns crowd into the easiest classes), so the batch takes from the candidates one per class the
-      detector predicts in turn, each class's highest score first (a first version took the smallest
-      margin between known classes first: unknowns have small margins too, and a pilot's fourth query
-      fell to precision 0.17).
+      knowns are the most typical ones, nearest to what is labeled, and teach the classifier least), so the
+      batch takes from the candidates one per class the detector predicts in turn, each class's lowest score
+      first: the least typical of the examples both still call surely known.
 
     The scores returned are the combined ranks in [0, 1].
     """
@@ -75,7 +74,7 @@ class ConsensusStrategy(Strategy):
 
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
         """The `candidates` x B examples both call most likely known; of those, one per class the detector
-        predicts in turn, each class's highest score first."""
+        predicts in turn, each class's lowest score first: the least typical of the sure ones."""
         n = len(outputs)
         budget = min(int(budget), n)
         if budget < 0:
@@ -87,7 +86,7 @@ class ConsensusStrategy(Strategy):
         candidates = rank_descending([scores], rng)[:size]  # highest score first
         k = outputs.num_known
         predicted = np.asarray(outputs.logits)[candidates, :k].argmax(axis=1)
-        per_class = [candidates[predicted == c] for c in range(k)]  # each in score order
+        per_class = [candidates[predicted == c][::-1] for c in range(k)]  # each from its lowest score up
         chosen, taken = [], [0] * k
         while len(chosen) < budget:  # one from each predicted class in turn
             before = len(chosen)
