@@ -35,6 +35,7 @@ def outputs_near_the_labels(with_invalid):
     known, unknown = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     features = np.concatenate([known + rng.normal(0, 0.1, (10, 3)), unknown + rng.normal(0, 0.1, (10, 3))])
     logits = rng.normal(0, 1, (20, 3))
+    logits[np.arange(20), np.arange(20) % 2] += 5.0  # the detector predicts classes 0 and 1 in turn
     return PoolOutputs(np.arange(20), 2, logits=logits, features=features,
                        labeled_features=known + rng.normal(0, 0.1, (8, 3)),
                        invalid_features=unknown + rng.normal(0, 0.1, (8, 3)) if with_invalid else None)
@@ -57,20 +58,25 @@ def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
     assert (strategy.select(outputs, 10, np.random.default_rng(0)) < 10).sum() >= 8
 
 
-def test_the_batch_comes_from_the_candidates_in_turns_per_predicted_class_lowest_score_first():
-    # 12 pool examples; the 6 with the highest vote are the candidates (candidates=1.5 x budget 4)
+def test_each_predicted_class_gives_its_share_of_candidates_in_turn_lowest_first():
+    # 12 pool examples, their score falling with the index; classes 0 (0-8) and 1 (9-11) as the detector predicts
     features = np.zeros((12, 2))
-    features[:, 0] = np.linspace(1.0, 0.1, 12)  # similarity to the labels (the score) falls with the index
+    features[:, 0] = np.linspace(1.0, 0.1, 12)
     features[:, 1] = 1.0
     logits = np.zeros((12, 3))
-    logits[[0, 2, 4], 0] = 1.0  # predicted class 0
-    logits[[1, 3, 5], 1] = 1.0  # predicted class 1
-    logits[6:, 2] = 1.0         # below the candidates
-    logits[[1, 3]] = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]  # argmax 0: class 0 holds 0, 1, 2, 3, 4
+    logits[:9, 0] = 1.0
+    logits[9:, 1] = 1.0
     outputs = PoolOutputs(np.arange(12), 2, logits=logits, features=features,
                           labeled_features=np.array([[1.0, 0.0]]))
+    # budget 4, candidates 1.5: a quota of 3 per class; class 0's are 0, 1, 2, class 1's 9, 10, 11
     chosen = ConsensusStrategy(neighbours=1, candidates=1.5).select(outputs, 4, np.random.default_rng(0))
-    assert chosen.tolist() == [4, 5, 3, 2]  # class 0's least typical, class 1's only one, then class 0 upward
+    assert chosen.tolist() == [2, 11, 1, 10]  # in turn, each class from its lowest candidate up
+    # a class short of its share: the rest by score
+    logits[9:, 1] = 0.0
+    logits[9:, 0] = 1.0
+    outputs.logits = logits
+    chosen = ConsensusStrategy(neighbours=1, candidates=1.0).select(outputs, 4, np.random.default_rng(0))
+    assert chosen.tolist() == [1, 0, 2, 3]
 
 
 @pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),

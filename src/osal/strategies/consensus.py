@@ -21,10 +21,11 @@ class ConsensusStrategy(Strategy):
     * the first query (no invalid set yet): the vote alone, since the detector cannot tell unknowns;
     * later queries: the rank of LfOSA's known probability and the rank of the vote, averaged with
       weight `detector_weight` on the detector;
-    * the `candidates` x B examples of highest score are the candidates; pure purity stops paying (the surest
-      knowns are the most typical ones, nearest to what is labeled, and teach the classifier least), so the
-      batch takes from the candidates one per class the detector predicts in turn, each class's lowest score
-      first: the least typical of the examples both still call surely known.
+    * per class the detector predicts, the `candidates` x B / K examples of highest score are its candidates,
+      and the classes give theirs in turn, each its lowest candidate first. Pure purity stops paying: the
+      surest knowns are the most typical ones, nearest to what is labeled, and crowd into the easiest class
+      (in a pilot on MNIST every pick of a pure ranking was a "1" and accuracy fell to 0.67 against LfOSA's
+      0.84), so each class gets its share, from the least typical of its sure examples up.
 
     The scores returned are the combined ranks in [0, 1].
     """
@@ -73,8 +74,8 @@ class ConsensusStrategy(Strategy):
 
 
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
-        """The `candidates` x B examples both call most likely known; of those, one per class the detector
-        predicts in turn, each class's lowest score first: the least typical of the sure ones."""
+        """Per class the detector predicts, the `candidates` x B / K examples of highest score are its candidates;
+        the classes give theirs in turn, each its lowest candidate first: the least typical of the sure ones."""
         n = len(outputs)
         budget = min(int(budget), n)
         if budget < 0:
@@ -82,11 +83,11 @@ class ConsensusStrategy(Strategy):
         scores = self.scores(outputs, rng)
         if budget == 0:
             return Selection(outputs.indices[:0], scores)
-        size = min(n, int(round(self.candidates * budget)))
-        candidates = rank_descending([scores], rng)[:size]  # highest score first
         k = outputs.num_known
-        predicted = np.asarray(outputs.logits)[candidates, :k].argmax(axis=1)
-        per_class = [candidates[predicted == c][::-1] for c in range(k)]  # each from its lowest score up
+        order = rank_descending([scores], rng)  # highest score first, ties in the generator's order
+        predicted = np.asarray(outputs.logits)[order, :k].argmax(axis=1)
+        quota = int(np.ceil(self.candidates * budget / k))
+        per_class = [order[predicted == c][:quota][::-1] for c in range(k)]  # each from its lowest candidate up
         chosen, taken = [], [0] * k
         while len(chosen) < budget:  # one from each predicted class in turn
             before = len(chosen)
@@ -96,8 +97,10 @@ class ConsensusStrategy(Strategy):
                     taken[c] += 1
             if len(chosen) == before:
                 break
+        if len(chosen) < budget:  # classes too small for their share: the rest by score
+            rest = order[~np.isin(order, chosen)]
+            chosen.extend(rest[:budget - len(chosen)].tolist())
         return Selection(outputs.indices[np.asarray(chosen, dtype=np.int64)], scores)
-
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Each value's rank in [0, 1] (ties share their mean rank): 1 is the largest."""
