@@ -58,7 +58,7 @@ def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
     assert (strategy.select(outputs, 10, np.random.default_rng(0)) < 10).sum() >= 8
 
 
-def test_each_predicted_class_gives_its_share_of_candidates_in_turn_lowest_first():
+def test_each_predicted_class_gives_its_share_from_its_candidates_lowest_first():
     # 12 pool examples, their score falling with the index; classes 0 (0-8) and 1 (9-11) as the detector predicts
     features = np.zeros((12, 2))
     features[:, 0] = np.linspace(1.0, 0.1, 12)
@@ -70,13 +70,23 @@ def test_each_predicted_class_gives_its_share_of_candidates_in_turn_lowest_first
                           labeled_features=np.array([[1.0, 0.0]]))
     # budget 4, candidates 1.5: a quota of 3 per class; class 0's are 0, 1, 2, class 1's 9, 10, 11
     chosen = ConsensusStrategy(neighbours=1, candidates=1.5).select(outputs, 4, np.random.default_rng(0))
-    assert chosen.tolist() == [2, 11, 1, 10]  # in turn, each class from its lowest candidate up
+    assert chosen.tolist() == [2, 1, 11, 10]  # equal shares before any unknown: each from its lowest candidate up
     # a class short of its share: the rest by score
     logits[9:, 1] = 0.0
     logits[9:, 0] = 1.0
     outputs.logits = logits
     chosen = ConsensusStrategy(neighbours=1, candidates=1.0).select(outputs, 4, np.random.default_rng(0))
     assert chosen.tolist() == [1, 0, 2, 3]
+
+
+def test_shares_follow_the_known_examples_the_detector_expects_in_each_class():
+    strategy = ConsensusStrategy()
+    predicted = np.array([0, 0, 0, 1, 1, 2])
+    assert strategy.shares(predicted, None, 3, 9).tolist() == [3, 3, 3]  # the first query: equal
+    known = np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.0])  # 3 expected in class 0, 1 in class 1, none in class 2
+    assert strategy.shares(predicted, known, 3, 8).tolist() == [6, 2, 0]
+    assert strategy.shares(predicted, known, 3, 5).tolist() == [4, 1, 0]  # 3.75 and 1.25: largest remainder
+    assert strategy.shares(predicted, np.zeros(6), 3, 3).tolist() == [1, 1, 1]  # nothing expected: equal
 
 
 @pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),
