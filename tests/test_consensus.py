@@ -95,3 +95,16 @@ def test_shares_follow_the_known_examples_the_detector_expects_in_each_class():
 def test_bad_knobs_are_refused_in_one_sentence(knobs, named):
     with pytest.raises(ConfigError, match=named):
         ConsensusStrategy(**knobs)
+
+
+def test_a_class_has_no_more_candidates_than_the_knowns_the_detector_expects_in_it():
+    class Fixed(ConsensusStrategy):
+        def components(self, outputs, rng):
+            return np.linspace(1.0, 0.0, len(outputs)), known  # the score falls with the index
+
+    known = np.array([1.0, 1.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])  # 2.6 knowns expected, all predicted class 0
+    logits = np.zeros((8, 3))
+    logits[:, 0] = 1.0
+    outputs = PoolOutputs(np.arange(8), 2, logits=logits, features=np.ones((8, 2)))
+    # share 2 (class 1 expects nothing), 3 x 2 = 6 candidates capped to ceil(2.6) = 3: the least typical of 0, 1, 2
+    assert Fixed(candidates=3).select(outputs, 2, np.random.default_rng(0)).tolist() == [2, 1]

@@ -27,7 +27,9 @@ class ConsensusStrategy(Strategy):
       first. Pure purity stops paying: the surest knowns are the most typical ones, nearest to what is labeled,
       and crowd into the easiest class (in a pilot on MNIST every pick of a pure ranking was a "1" and accuracy
       fell to 0.67 against LfOSA's 0.84); and equal shares to the end asked exhausted classes for unknowns
-      (precision 0.43 and 0.21 in the last two of 12 queries of a recall-protocol pilot).
+      (precision 0.43 and 0.21 in the last two of 12 queries of a recall-protocol pilot);
+    * a class has no more candidates than the known examples the detector expects in it (never fewer than its
+      share): once the knowns run short, the least typical of 3 x share candidates are mostly unknowns.
 
     The scores returned are the combined ranks in [0, 1].
     """
@@ -103,9 +105,13 @@ class ConsensusStrategy(Strategy):
         order = rank_descending([scores], rng)  # highest score first, ties in the generator's order
         predicted = np.asarray(outputs.logits)[:, :k].argmax(axis=1)
         chosen = []
+        mass = None if known is None else np.bincount(predicted, weights=known, minlength=k)[:k]
         for c, share in enumerate(self.shares(predicted, known, k, budget)):
             members = order[predicted[order] == c]
-            candidates = members[:int(np.ceil(self.candidates * share))]
+            size = int(np.ceil(self.candidates * share))
+            if mass is not None:  # no more candidates than the knowns the detector expects in the class
+                size = max(share, min(size, int(np.ceil(mass[c]))))
+            candidates = members[:size]
             chosen.extend(candidates[::-1][:share].tolist())  # the least typical of the sure ones first
         if len(chosen) < budget:  # classes too small for their share: the rest by score
             rest = order[~np.isin(order, chosen)]
