@@ -147,6 +147,22 @@ def rank_descending(keys: Sequence[np.ndarray], rng: np.random.Generator) -> np.
     return np.lexsort([-tiebreak] + [-np.asarray(k, dtype=np.float64) for k in reversed(keys)])
 
 
+def checked_budget(outputs: PoolOutputs, budget: int) -> int:
+    """min(budget, pool size); a negative budget is a ValueError."""
+    if int(budget) < 0:
+        raise ValueError(f"budget must be non-negative, got {budget}")
+    return min(int(budget), len(outputs))
+
+
+def fill_up(chosen: np.ndarray, ranking: np.ndarray, budget: int) -> np.ndarray:
+    """`chosen` pool positions, then the first of `ranking` not among them, until there are `budget`."""
+    chosen = np.asarray(chosen, dtype=np.int64)
+    if len(chosen) >= budget:
+        return chosen
+    rest = ranking[~np.isin(ranking, chosen)]
+    return np.concatenate([chosen, rest[:budget - len(chosen)]]).astype(np.int64)
+
+
 def take_top(outputs: PoolOutputs, order: np.ndarray, budget: int) -> np.ndarray:
     if budget < 0:
         raise ValueError(f"budget must be non-negative, got {budget}")

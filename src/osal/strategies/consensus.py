@@ -3,7 +3,7 @@
 import numpy as np
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Selection, Strategy, rank_descending
+from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget, fill_up, rank_descending
 from osal.strategies.lfosa import LfOSA
 
 
@@ -93,9 +93,7 @@ class ConsensusStrategy(Strategy):
         """Each predicted class gives its share of the batch (`shares`) from its `candidates` x share best-scored
         examples, the least typical of them first; what a class cannot give is taken by score."""
         n = len(outputs)
-        budget = min(int(budget), n)
-        if budget < 0:
-            raise ValueError(f"budget must be non-negative, got {budget}")
+        budget = checked_budget(outputs, budget)
         if n == 0:
             return Selection(outputs.indices[:0], np.zeros(0))
         scores, known = self.components(outputs, rng)
@@ -113,10 +111,8 @@ class ConsensusStrategy(Strategy):
                 size = max(share, min(size, int(np.ceil(mass[c]))))
             candidates = members[:size]
             chosen.extend(candidates[::-1][:share].tolist())  # the least typical of the sure ones first
-        if len(chosen) < budget:  # classes too small for their share: the rest by score
-            rest = order[~np.isin(order, chosen)]
-            chosen.extend(rest[:budget - len(chosen)].tolist())
-        return Selection(outputs.indices[np.asarray(chosen, dtype=np.int64)], scores)
+        chosen = fill_up(chosen, order, budget)  # classes too small for their share: the rest by score
+        return Selection(outputs.indices[chosen], scores)
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """Each value's rank in [0, 1] (ties share their mean rank): 1 is the largest."""

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from osal.strategies.base import PoolOutputs, Selection, Strategy
+from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget
 
 
 class CoresetStrategy(Strategy):
@@ -45,9 +45,7 @@ class CoresetStrategy(Strategy):
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
         """Greedy k-center picks; `scores` are the distances to the labeled set before the first pick."""
         features = np.asarray(outputs.features, dtype=np.float32)
-        budget = min(int(budget), len(features))
-        if budget < 0:
-            raise ValueError(f"budget must be non-negative, got {budget}")
+        budget = checked_budget(outputs, budget)
         if budget == 0:
             return Selection(outputs.indices[:0], self.scores(outputs, rng))
         squared = np.einsum("ij,ij->i", features, features)

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Selection, Strategy
+from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget, fill_up
 
 
 class EAOAStrategy(Strategy):
@@ -164,9 +164,7 @@ class EAOAStrategy(Strategy):
 
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
         n = len(outputs)
-        budget = min(int(budget), n)
-        if budget < 0:
-            raise ValueError(f"budget must be non-negative, got {budget}")
+        budget = checked_budget(outputs, budget)
         if n == 0:
             return Selection(outputs.indices[:0], np.zeros(0))
         au, eu_model, info, clean = self._keys(outputs, rng)
@@ -183,10 +181,8 @@ class EAOAStrategy(Strategy):
             chosen.append(picks)
         chosen = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
         chosen = chosen[rng.permutation(len(chosen))][:budget]
-        if len(chosen) < budget:  # a class with too few examples: fill by clean x info
-            rest = np.setdiff1d(np.arange(n), chosen)
-            order = np.lexsort((rest, -(clean * info)[rest]))
-            chosen = np.concatenate([chosen, rest[order[:budget - len(chosen)]]])
+        # a class with too few examples: fill by clean x info
+        chosen = fill_up(chosen, np.lexsort((np.arange(n), -(clean * info))), budget)
         return Selection(outputs.indices[chosen], clean * info)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 from scipy.special import softmax
 
 from osal import clustering
-from osal.strategies.base import PoolOutputs, Selection, Strategy
+from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget, fill_up
 
 
 class EOALStrategy(Strategy):
@@ -66,9 +66,7 @@ class EOALStrategy(Strategy):
 
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
         n = len(outputs)
-        budget = min(int(budget), n)
-        if budget < 0:
-            raise ValueError(f"budget must be non-negative, got {budget}")
+        budget = checked_budget(outputs, budget)
         if n == 0:
             return Selection(outputs.indices[:0], np.zeros(0))
         score = self.entropies(outputs)
@@ -78,9 +76,8 @@ class EOALStrategy(Strategy):
             chosen = self.round_robin(candidates, score, np.asarray(outputs.features)[candidates], budget)
         else:
             chosen = candidates[np.argsort(score[candidates], kind="stable")[:budget]]
-        if len(chosen) < budget:  # too few predicted knowns: the lowest-scoring predicted unknowns
-            rest = np.setdiff1d(np.arange(n), chosen)
-            chosen = np.concatenate([chosen, rest[np.argsort(score[rest], kind="stable")[:budget - len(chosen)]]])
+        # too few predicted knowns: the lowest-scoring predicted unknowns
+        chosen = fill_up(chosen, np.argsort(score, kind="stable"), budget)
         return Selection(outputs.indices[chosen], -score)
 
     @staticmethod
