@@ -109,6 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--percent", type=float, default=25.0, help="al.init_percent: the labeled set's size "
                         "(25% of CIFAR-10's 4 known classes = 5,000 images)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file "
+                        "(scripts/gpu_window.sh picks the campaign's runs per GPU from it)")
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-of", dest="barrier", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=1, help=argparse.SUPPRESS)
@@ -120,13 +122,18 @@ def main(argv=None) -> int:
     print(f"machine: {describe()}")
     print(f"{args.dataset}, classifier fit, batch 128, {args.epochs} epochs per run (rate over epochs 2..)")
     print(f"{'mode':<16} {'runs':>4} {'images/s':>10} {'per run':>9} {'x one run':>9} {'1st epoch s':>11}")
+    rows = []
     for mode in args.modes.split(","):
         alone = None
         for count in (int(c) for c in args.concurrency.split(",")):
             row = measure(args, mode, count)
             alone = alone or row["aggregate"]
+            rows.append(row)
             print(f"{mode:<16} {count:>4} {row['aggregate']:>10,.0f} {row['per_run']:>9,.0f} "
                   f"{row['aggregate'] / alone:>9.2f} {row['first_epoch']:>11.1f}", flush=True)
+            if args.json:  # written after every row, so a window cut short keeps what was measured
+                with open(args.json, "w") as f:
+                    json.dump({"machine": describe(), "epochs": args.epochs, "rows": rows}, f, indent=1)
     return 0
 
 
