@@ -24,8 +24,9 @@ leave_quietly_on_ctrl_c("interrupted; every run keeps its completed rounds: run 
 
 from osal.errors import OsalError  # noqa: E402
 
-# runs at once per GPU until the packing benchmark (benchmarks/packing.py) has measured what pays on one
-PER_GPU = 2
+# runs at once per GPU: in the first H200 window 4 runs at once each ran a round 1.4-1.7x slower than one run
+# alone, about 2.5x the images/s in all (docs/benchmarks.md); benchmarks/packing.py has yet to compare 8
+PER_GPU = 4
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
                      "on the CPU, runs at once")
     run.add_argument("--reserve", type=float, default=60.0, help="seconds kept free at the end of the window "
                      "to stop and to copy the campaign back (default 60)")
+    run.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                     help="this window runs only the runs with this override, e.g. --only dataset=cifar10 where only "
+                     "CIFAR-10's data is at hand (repeat for several; the others wait for a later window)")
     run.add_argument("--startup", type=float, default=30.0, help="seconds a run needs before its first round "
                      "(default 30)")
     status = commands.add_parser("status", help="print where every run stands")
@@ -63,6 +67,18 @@ def slots(gpus: Optional[str], per_gpu: int) -> list[Optional[str]]:
     if gpus == "none":
         return [None] * per_gpu
     return [gpu.strip() for gpu in gpus.split(",") for _ in range(per_gpu)]
+
+
+def selected(runs: list, only: Sequence[str]) -> list:
+    """The runs whose overrides include every KEY=VALUE of `only` (all of them without any)."""
+    for pair in only:
+        if "=" not in pair:
+            raise OsalError(f"--only {pair}: give an override as KEY=VALUE, e.g. --only dataset=cifar10")
+    chosen = [run for run in runs if all(pair in run.overrides for pair in only)]
+    if only and not chosen:
+        raise OsalError(f"--only {' '.join(only)} matches no run of this campaign; its runs' overrides look like "
+                        f"{' '.join(runs[0].overrides)}")
+    return chosen
 
 
 def describe(devices: Sequence[Optional[str]]) -> str:
@@ -86,14 +102,16 @@ def run(args: argparse.Namespace) -> None:
         print(format_table(campaign.progress(), args.per_gpu, "one GPU"))
         return
     devices = slots(args.gpus, args.per_gpu)
+    runs = selected(campaign.runs, args.only)
     device = describe(devices)
     campaign.refuse_changed_runs()
     campaign.save()
     with exclusive_use(campaign.directory, "src/campaign.py run"):
-        print(f"campaign {campaign.directory}: {len(campaign.runs)} runs, {len(devices)} at a time on {device}, "
-              f"{args.seconds:.0f} s")
+        chosen = f" ({len(runs)} in this window: {' '.join(args.only)})" if args.only else ""
+        print(f"campaign {campaign.directory}: {len(campaign.runs)} runs{chosen}, {len(devices)} at a time on "
+              f"{device}, {args.seconds:.0f} s")
         started = time.time()
-        scheduler = Scheduler(campaign.directory, campaign.runs, campaign.configs, campaign.overrides, devices,
+        scheduler = Scheduler(campaign.directory, runs, campaign.configs, campaign.overrides, devices,
                               args.seconds, extra, args.reserve, args.startup)
         outcomes = scheduler.run()
         campaign.log_window(device, len(devices), time.time() - started, outcomes)

@@ -147,3 +147,35 @@ def test_a_run_still_training_at_the_end_of_the_window_is_stopped_and_keeps_its_
     directory = run_dir(tmp_path / "c", "digits_mismatch0.4_lfosa_seed1")
     assert "interrupted: no round of the run" in open(f"{directory}/console.log").read()  # train.py's own line
     assert not os.path.exists(f"{directory}/summary.json")
+
+
+def test_every_run_directory_reaches_hydra_whole_even_with_an_equals_sign_or_a_quote(tmp_path):
+    """The reproduction grid names runs after their extra overrides (`..._al.init_percent=6`): Hydra's override
+    grammar refused that directory unquoted, and both such runs failed in the first GPU window."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    campaign_dir = tmp_path / "it's a campaign"
+    runs = expand(compose_experiment(["experiment=reproduce_cifar10"]))
+    scheduler = Scheduler(campaign_dir, runs, {}, ["experiment=reproduce_cifar10"], [None], window_seconds=60)
+    for run in runs[:8]:
+        command = scheduler.command(run, deadline=time.time() + 60)
+        parsed = OverridesParser.create().parse_overrides(command[2:])
+        values = {o.key_or_group: o.value() for o in parsed}
+        assert values["hydra.run.dir"] == run_dir(campaign_dir, run.name)
+    assert "=" in runs[6].name
+
+
+def test_only_runs_the_runs_whose_data_is_at_hand_and_a_wrong_filter_is_one_sentence(tmp_path):
+    """A GPU window may carry only some datasets (Tiny-ImageNet's copy is larger than what travels to the lent
+    machine): `--only dataset=...` keeps the others waiting instead of failing them one after another."""
+    directory = str(tmp_path / "c")
+    wrong = campaign_cli("run", directory, *GRID, "--seconds", "60", "--gpus", "none", "--only", "dataset=mnist")
+    assert wrong.returncode == 2 and "matches no run of this campaign" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    window = campaign_cli("run", directory, *GRID, "--seconds", "400", "--gpus", "none", "--per-gpu", "2",
+                          "--only", "strategy=random", "--reserve", "5", "--startup", "2")
+    assert window.returncode == 0, window.stderr[-2000:]
+    started = [line.split()[1] for line in window.stdout.splitlines() if line.startswith("start ")]
+    assert sorted(started) == ["digits_mismatch0.4_random_seed1", "digits_mismatch0.4_random_seed2"]
+    assert "2 in this window: strategy=random" in window.stdout.splitlines()[0]
+    assert not os.path.exists(run_dir(directory, "digits_mismatch0.4_lfosa_seed1"))

@@ -7,7 +7,13 @@ from typing import Union
 
 from omegaconf import DictConfig
 
-from osal.loop.round_estimate import example_epochs, predicted_rounds, seconds_per_example_epoch
+from osal.loop.round_estimate import (
+    MARGIN,
+    example_epochs,
+    predicted_rounds,
+    predicted_seconds,
+    seconds_per_example_epoch,
+)
 from osal.records.metrics import read_metrics
 from osal.records.summary import is_finished
 
@@ -51,11 +57,13 @@ def read_progress(campaign_dir: Union[str, os.PathLike], name: str, cfg: DictCon
     per_example_epoch = seconds_per_example_epoch(rows, p["epochs"], p["with_detector"])
     done = sum(example_epochs(row, rows[i - 1] if i else None, p["epochs"], p["with_detector"])
                for i, row in enumerate(rows))
-    left = [] if finished else predicted_rounds(rows, p["rounds"], p["query_size"], p["epochs"], p["with_detector"])
+    args = (rows, p["rounds"], p["query_size"], p["epochs"], p["with_detector"])
+    left = [] if finished else [w.example_epochs for w in predicted_rounds(*args)]
     if per_example_epoch is None:
         return Progress(name, len(rows), p["rounds"] + 1, finished, None, done, sum(left), None, None)
+    seconds = [] if finished else predicted_seconds(*args)
     return Progress(name, len(rows), p["rounds"] + 1, finished, 1.0 / per_example_epoch, done, sum(left),
-                    per_example_epoch * sum(left), per_example_epoch * left[0] if left else None)
+                    sum(seconds), seconds[0] * MARGIN if seconds else None)
 
 
 def fill_unknown(progress: list, protocols: list) -> None:

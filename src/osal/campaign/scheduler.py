@@ -33,6 +33,12 @@ class Launch:
     rounds_before: int
 
 
+def quoted(value: str) -> str:
+    """A value for a Hydra override, quoted: a run named after an override (`..._al.init_percent=6`) holds an
+    `=` that Hydra's override grammar refuses unquoted."""
+    return "'" + value.replace("'", "\\'") + "'"  # Hydra keeps other backslashes as they are
+
+
 class Scheduler:
     """Runs `runs` (grid.Run, in priority order) on `slots` (one CUDA device index per slot, or None for the
     CPU) for at most `window_seconds`.
@@ -60,7 +66,8 @@ class Scheduler:
 
     def command(self, run: Run, deadline: float) -> list:
         return [sys.executable, str(TRAIN), *self.overrides, *run.overrides, *self.extra,
-                f"hydra.run.dir={run_dir(self.campaign_dir, run.name)}", f"deadline={deadline:.0f}", "logger=none",
+                f"hydra.run.dir={quoted(run_dir(self.campaign_dir, run.name))}", f"deadline={deadline:.0f}",
+                "logger=none",
                 "trainer.enable_progress_bar=false"]
 
     def fits(self, run: Run, seconds_left: float) -> bool:

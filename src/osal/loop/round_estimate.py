@@ -1,39 +1,87 @@
 """How long a run's next rounds will take, from the rounds it has done: the loop's deadline and the campaign's
 ETA both use it.
 
-A round's time is almost all training, and a fit's time grows with the examples it trains on:
-round r's detector trains on the initial set plus r - 1 queries (labeled + invalid), its classifier
-on the labeled set after r queries. So the time of the rounds done, divided by the example-epochs
-they trained, gives a rate, and the next round's example-epochs divided by that rate its time.
+A round's time is almost all training. Round r's detector trains on the initial set plus r - 1 queries
+(labeled + invalid), its classifier on the labeled set after r queries. A fit costs a fixed amount per
+epoch (a fresh epoch's loaders, hooks and optimizer steps that do not scale with the data) plus an amount
+per example, so a round's seconds are modelled as
+
+    seconds = a x fit-epochs + b x example-epochs
+
+with a and b fitted (non-negative least squares) to the run's timed rounds. One round cannot separate the
+two: then the fixed part is taken as FIT_EPOCH_OVERHEAD examples' worth per fit-epoch (measured on an H200:
+36 ms per fit-epoch against 8.6 ms per batch of 128). Without it, a run timed only on round 0's 100
+examples predicted round 1's 1,600 as 16 times longer and stopped 3 times too early (the first GPU window).
 """
 
+from dataclasses import dataclass
 from typing import Optional
+
+import numpy as np
+from scipy.optimize import nnls
 
 # a round also tests, scores the pool and saves its records; the estimate leans long rather than short
 MARGIN = 1.15
+# the fixed cost of one epoch of one fit, in examples' worth, when a single timed round cannot tell it apart
+FIT_EPOCH_OVERHEAD = 512.0
+
+
+@dataclass(frozen=True)
+class RoundWork:
+    fit_epochs: float  # epochs x fits (classifier, and the detector when the strategy has one)
+    example_epochs: float  # epochs x examples over those fits ("images" trained)
+
+
+def round_work(row: dict, previous: Optional[dict], epochs: int, with_detector: bool) -> RoundWork:
+    """What round `row` trained, from the metrics rows."""
+    fits, examples = 1, row["n_labeled"]
+    if with_detector and previous is not None:
+        fits, examples = 2, examples + previous["n_labeled"] + previous["n_invalid"]
+    return RoundWork(float(epochs) * fits, float(epochs) * examples)
 
 
 def example_epochs(row: dict, previous: Optional[dict], epochs: int, with_detector: bool) -> float:
-    """What round `row` trained: epochs x (classifier examples + detector examples), from the metrics rows."""
-    classifier = row["n_labeled"]
-    detector = previous["n_labeled"] + previous["n_invalid"] if (with_detector and previous is not None) else 0
-    return float(epochs) * (classifier + detector)
+    """Example-epochs ("images") that round `row` trained."""
+    return round_work(row, previous, epochs, with_detector).example_epochs
 
 
-def seconds_per_example_epoch(rows: list, epochs: int, with_detector: bool) -> Optional[float]:
-    """Training seconds per example-epoch over the rounds in `rows` (metrics.csv rows), or None without any."""
-    work = seconds = 0.0
+def timed_rounds(rows: list, epochs: int, with_detector: bool) -> tuple[list, list]:
+    """(work, seconds) of the rounds in `rows` (metrics.csv rows) that carry a time."""
+    work, seconds = [], []
     for i, row in enumerate(rows):
         if row.get("fit_seconds") is None:
             continue
-        work += example_epochs(row, rows[i - 1] if i else None, epochs, with_detector)
-        seconds += float(row["fit_seconds"]) + float(row.get("query_seconds") or 0.0)
-    return seconds / work if work > 0 and seconds > 0 else None
+        work.append(round_work(row, rows[i - 1] if i else None, epochs, with_detector))
+        seconds.append(float(row["fit_seconds"]) + float(row.get("query_seconds") or 0.0))
+    return work, seconds
 
 
-def predicted_rounds(rows: list, rounds: int, query_size: int, epochs: int, with_detector: bool) -> list[float]:
-    """Example-epochs of each round still to run (rows+1 .. rounds), assuming every query returns a full
-    batch of which the same share is known as so far (an overestimate once the pool runs low)."""
+def seconds_per_example_epoch(rows: list, epochs: int, with_detector: bool) -> Optional[float]:
+    """Training seconds per example-epoch over the rounds in `rows`, fixed costs included (the images/s a run
+    shows), or None without any timed round."""
+    work, seconds = timed_rounds(rows, epochs, with_detector)
+    images = sum(w.example_epochs for w in work)
+    return sum(seconds) / images if images > 0 and sum(seconds) > 0 else None
+
+
+def cost_model(rows: list, epochs: int, with_detector: bool) -> Optional[tuple[float, float]]:
+    """(seconds per fit-epoch, seconds per example-epoch) fitted to the timed rounds, or None without any."""
+    work, seconds = timed_rounds(rows, epochs, with_detector)
+    if not work or sum(seconds) <= 0:
+        return None
+    if len(work) >= 2:
+        design = np.array([[w.fit_epochs, w.example_epochs] for w in work])
+        (a, b), _ = nnls(design, np.array(seconds))
+        if b > 0:  # a fit that puts everything on the fixed part would never grow with the data: not trusted
+            return float(a), float(b)
+    units = sum(w.example_epochs + FIT_EPOCH_OVERHEAD * w.fit_epochs for w in work)
+    b = sum(seconds) / units
+    return FIT_EPOCH_OVERHEAD * b, b
+
+
+def predicted_rounds(rows: list, rounds: int, query_size: int, epochs: int, with_detector: bool) -> list[RoundWork]:
+    """Work of each round still to run (rows+1 .. rounds), assuming every query returns a full batch of which
+    the same share is known as so far (an overestimate once the pool runs low)."""
     first, last = rows[0], rows[-1]
     queried = last["n_labeled"] + last["n_invalid"] - first["n_labeled"]
     known_share = (last["n_labeled"] - first["n_labeled"]) / queried if queried else 1.0  # no query yet: all known
@@ -43,15 +91,22 @@ def predicted_rounds(rows: list, rounds: int, query_size: int, epochs: int, with
         detector = (labeled + invalid) if with_detector else 0.0
         labeled += query_size * known_share
         invalid += query_size * (1.0 - known_share)
-        work.append(float(epochs) * (labeled + detector))
+        work.append(RoundWork(float(epochs) * (2 if with_detector else 1), float(epochs) * (labeled + detector)))
     return work
+
+
+def predicted_seconds(rows: list, rounds: int, query_size: int, epochs: int, with_detector: bool) -> list[float]:
+    """Seconds of each round still to run (without MARGIN); empty when nothing is timed or left."""
+    model = cost_model(rows, epochs, with_detector) if rows else None
+    if model is None:
+        return []
+    a, b = model
+    return [a * w.fit_epochs + b * w.example_epochs
+            for w in predicted_rounds(rows, rounds, query_size, epochs, with_detector)]
 
 
 def next_round_seconds(rows: list, rounds: int, query_size: int, epochs: int,
                        with_detector: bool) -> Optional[float]:
     """Seconds the next round will probably take (with MARGIN), or None when no round has been timed."""
-    rate = seconds_per_example_epoch(rows, epochs, with_detector)
-    work = predicted_rounds(rows, rounds, query_size, epochs, with_detector) if rows else []
-    if rate is None or not work:
-        return None
-    return rate * work[0] * MARGIN
+    left = predicted_seconds(rows, rounds, query_size, epochs, with_detector)
+    return left[0] * MARGIN if left else None
