@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import ROOT
 
 SRC = ROOT / "src"
-UTILITIES = {"errors", "atomic", "folders", "interrupt", "quiet", "build", "resolvers", "clustering"}
+UTILITIES = {"errors", "atomic", "folders", "interrupt", "quiet", "build", "resolvers", "clustering", "knobs"}
 # package -> the osal packages it may import (besides itself and the utilities); docs/design.md draws these arrows
 ALLOWED = {
     "data": set(),

@@ -22,9 +22,11 @@ class Fit:
 
 
 def build_trainer(trainer_cfg: DictConfig, callbacks: Iterable[L.Callback] = (),
-                  root_dir: Optional[str] = None) -> L.Trainer:
-    """A fresh Trainer from the `trainer` config; osal writes its own records, so Lightning logs nothing."""
-    return build(trainer_cfg, callbacks=list(callbacks), logger=False, default_root_dir=root_dir)
+                  root_dir: Optional[str] = None, progress_bar: Optional[bool] = None) -> L.Trainer:
+    """A fresh Trainer from the `trainer` config; osal writes its own records, so Lightning logs nothing.
+    `progress_bar` overrides trainer.enable_progress_bar (no live bar where output goes to a file)."""
+    overrides = {} if progress_bar is None else {"enable_progress_bar": bool(progress_bar)}
+    return build(trainer_cfg, callbacks=list(callbacks), logger=False, default_root_dir=root_dir, **overrides)
 
 
 def build_module(cfg: DictConfig, role: str, num_known: int) -> L.LightningModule:
@@ -34,7 +36,8 @@ def build_module(cfg: DictConfig, role: str, num_known: int) -> L.LightningModul
 
 
 def fit_role(cfg: DictConfig, role: str, round_index: int, datamodule: PoolDataModule,
-             callbacks: Iterable[L.Callback] = (), root_dir: Optional[str] = None) -> Fit:
+             callbacks: Iterable[L.Callback] = (), root_dir: Optional[str] = None,
+             progress_bar: Optional[bool] = None) -> Fit:
     """Fit a fresh module of `role` on what the datamodule's pool holds now.
 
     The fit's seed comes from (cfg.seed, round_index, role) alone, so a round's weights do not depend
@@ -45,7 +48,7 @@ def fit_role(cfg: DictConfig, role: str, round_index: int, datamodule: PoolDataM
     _, with_invalid = role_config(cfg, role)
     datamodule.begin_fit(seed, with_invalid=with_invalid)
     module = build_module(cfg, role, datamodule.num_known)
-    trainer = build_trainer(cfg.trainer, callbacks, root_dir)
+    trainer = build_trainer(cfg.trainer, callbacks, root_dir, progress_bar)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     return Fit(module, trainer, time.perf_counter() - start)

@@ -24,7 +24,7 @@ from osal.errors import ConfigError
 from osal.folders import check_writable, exclusive_use
 from osal.loop import selection_metrics as sm
 from osal.loop.data import open_set_data
-from osal.loop.progress import RoundProgressBar, eta_seconds, format_duration
+from osal.loop.progress import RoundProgressBar, eta_seconds, fit_line, format_duration, on_terminal
 from osal.loop.query_callback import QueryCallback
 from osal.loop.round_estimate import next_round_seconds
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
@@ -213,11 +213,17 @@ class Experiment:
             query: Optional[QueryCallback] = None) -> Fit:
         """Fit a fresh module of `role`; its seconds leave out the query's inference and selection."""
         callbacks = [query] if query is not None else []
-        if self.cfg.trainer.get("enable_progress_bar", True):
+        live = bool(self.cfg.trainer.get("enable_progress_bar", True)) and on_terminal()
+        if live:
             callbacks.append(RoundProgressBar(round_index, self.rounds, role))
-        fit = fit_role(self.cfg, role, round_index, datamodule, callbacks, root_dir=self.output_dir)
+        fit = fit_role(self.cfg, role, round_index, datamodule, callbacks, root_dir=self.output_dir,
+                       progress_bar=live)
         if query is not None and query.result is not None:
             fit.seconds -= query.result["inference_seconds"] + query.result["selection_seconds"]
+        if not live:  # a file gets one line per fit instead of a bar's redraws
+            loss = fit.trainer.callback_metrics.get("train_loss")
+            log.info(fit_line(role, round_index, self.rounds, fit.trainer.current_epoch,
+                              None if loss is None else float(loss), fit.seconds))
         return fit
 
     def too_late_for(self, round_index: int, rows: list, strategy: Strategy) -> Optional[str]:

@@ -1,7 +1,9 @@
-"""Where a long run is: the progress bar names the round and the model, the table gives an ETA."""
+"""Where a long run is: on a terminal a live bar names the round and the model; where output goes to a file
+(a SLURM job's log, CI, `| tee`) one line per fit instead; the round table gives an ETA either way."""
 
+import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -49,3 +51,15 @@ def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def on_terminal() -> bool:
+    """Whether a live bar can be shown: both output streams are terminals (not a file, a pipe or `| tee`)."""
+    return all(stream is not None and hasattr(stream, "isatty") and stream.isatty()
+               for stream in (sys.stdout, sys.stderr))
+
+
+def fit_line(role: str, round_index: int, rounds: int, epochs: int, loss: Optional[float], seconds: float) -> str:
+    """One line for a finished fit, where a file has no use for a bar's redraws."""
+    shown = "-" if loss is None else f"{loss:.4f}"
+    return f"round {round_index}/{rounds} {role}: {epochs} epochs, final loss {shown}, {seconds:.1f} s"

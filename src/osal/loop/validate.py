@@ -5,11 +5,14 @@ from omegaconf import DictConfig
 from osal.data.open_set import check_init_percent, check_mismatch, check_openness, num_known_classes
 from osal.data.split import OpenSetSplit
 from osal.errors import ConfigError
+from osal.knobs import check_devices, check_knobs
 from osal.strategies.base import Strategy, check_query_model
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Raise ConfigError with one sentence naming the value and the fix."""
+    check_knobs(cfg)
+    check_devices(cfg)
     check_mismatch(cfg.mismatch)
     if cfg.dataset.get("num_classes"):
         num_known_classes(cfg.mismatch, int(cfg.dataset.num_classes))
