@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test test-fast lint bench clean
+.PHONY: help install labelstudio run test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,20 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install osal with its test tools
+
+LS_VENV ?= .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed
+LABEL_STUDIO_VERSION ?= 1.23.2
+
+# Label Studio pins its own numpy and Django: it lives in an environment of its own, and osal talks to it
+# over its REST API only (docs/annotation.md)
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/python -m pip install --quiet label-studio==$(LABEL_STUDIO_VERSION)
+	touch $(LS_STAMP)
+
+labelstudio: $(LS_STAMP) ## create .venv-labelstudio with Label Studio (start it: .venv-labelstudio/bin/label-studio start)
 
 run: $(STAMP) ## install if needed, then run the default job (LfOSA on the embedded digits data)
 	$(PY) src/train.py $(ARGS)

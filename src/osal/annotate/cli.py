@@ -17,6 +17,8 @@ EPILOG = """a session:
   annotate.py -p PROJECT init --images DIR --classes cat,dog --labels initial.csv [key=value ...]
   annotate.py -p PROJECT next             # train, choose a batch, write batches/batch_NN/answers.csv ...
   annotate.py -p PROJECT import FILE      # the filled answers.csv, or a Label Studio JSON export
+  annotate.py -p PROJECT next --label-studio        # ... and push the batch to a Label Studio server
+  annotate.py -p PROJECT import --from-label-studio # pull its answers from there
   annotate.py -p PROJECT status
   annotate.py -p PROJECT export [--to DIR]
   annotate.py -p PROJECT predict IMAGE_OR_FOLDER ... [--out predictions.csv]"""
@@ -35,9 +37,23 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--labels", required=True, help="a CSV with columns path,class: the initial labels")
     init.add_argument("overrides", nargs="*", help="config overrides on conf/annotate.yaml, e.g. al.query_size=20 "
                       "dataset.channels=1 model=resnet18 trainer=gpu")
-    commands.add_parser("next", parents=[project], help="train on the labels so far and write the next batch")
-    imp = commands.add_parser("import", parents=[project], help="apply a filled answers.csv or Label Studio export")
-    imp.add_argument("file")
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--label-studio-url", default=None, help="the Label Studio server, e.g. http://localhost:8080 "
+                        "(default: $LABEL_STUDIO_URL); never stored in the project")
+    server.add_argument("--label-studio-token", default=None, help="its API token (default: $LABEL_STUDIO_API_KEY); "
+                        "never stored in the project")
+    server.add_argument("--label-studio-project", type=int, default=None, help="the Label Studio project id (default: "
+                        "the one the first push created, kept in PROJECT/label_studio.json)")
+    nxt = commands.add_parser("next", parents=[project, server], help="train on the labels so far and write the next "
+                              "batch")
+    nxt.add_argument("--label-studio", action="store_true", help="also push the batch's tasks to Label Studio")
+    push = commands.add_parser("push", parents=[project, server], help="push the waiting batch to Label Studio again")
+    push.add_argument("--label-studio", action="store_true", default=True, help=argparse.SUPPRESS)
+    imp = commands.add_parser("import", parents=[project, server], help="apply a filled answers.csv or Label Studio "
+                              "export, or pull the answers from Label Studio")
+    imp.add_argument("file", nargs="?", default=None, help="answers.csv or a Label Studio JSON export")
+    imp.add_argument("--from-label-studio", action="store_true", help="pull the waiting batch's answers from the "
+                     "Label Studio project instead of reading a file")
     st = commands.add_parser("status", parents=[project], help="counts, precision per batch, known images left")
     st.add_argument("--json", action="store_true", help="print the numbers as JSON")
     ex = commands.add_parser("export", parents=[project], help="labels as CSV and ImageFolder tree, and the models")
@@ -49,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # commands that change the project (`predict` too: it trains the models when they are out of date)
-WRITING = ("next", "import", "export", "predict")
+WRITING = ("next", "push", "import", "export", "predict")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -78,13 +94,43 @@ def run_command(args: argparse.Namespace, project: "Project") -> None:
     from osal.annotate.project import shown
     from osal.atomic import atomic_write_text
 
-    if args.command == "next":
-        batch = session.next_batch(project)
+    server = linked = None
+    if getattr(args, "label_studio", False) or getattr(args, "from_label_studio", False):
+        from osal.annotate import label_studio
+        # before any training: a wrong URL, token or project id costs nothing
+        server, linked = label_studio.connect(project, args.label_studio_url, args.label_studio_token,
+                                              args.label_studio_project)
+    if args.command in ("next", "push"):
+        if args.command == "next":
+            batch = session.next_batch(project)
+        elif project.pending is None:
+            raise OsalError("no batch is waiting for answers, so none to push; ask for one with `annotate.py next "
+                            "--label-studio`")
+        else:
+            batch = project.pending
         sheet = f"{shown(project.batch_dir(batch['number']))}/answers.csv"
-        print(f"batch {batch['number']}: answer its images in contact_sheet.html or in the answer column of {sheet}, "
-              f"then: python src/annotate.py -p {args.project} import {sheet}")
+        if server is not None:
+            try:
+                linked = label_studio.push_batch(project, server, linked, batch)
+            except OsalError as error:
+                raise OsalError(f"batch {batch['number']} is written but not in Label Studio ({error}); push it again "
+                                f"with: python src/annotate.py -p {args.project} push") from None
+            print(f"batch {batch['number']}: {len(batch['indices'])} tasks in Label Studio project {linked} "
+                  f"({server.url}/projects/{linked}); when they are answered: python src/annotate.py -p "
+                  f"{args.project} import --from-label-studio")
+        else:
+            print(f"batch {batch['number']}: answer its images in contact_sheet.html or in the answer column of "
+                  f"{sheet}, then: python src/annotate.py -p {args.project} import {sheet}")
     elif args.command == "import":
-        session.import_answers(project, args.file)
+        if args.from_label_studio == (args.file is not None):
+            raise OsalError("import takes either an answer FILE or --from-label-studio (one of the two)")
+        if args.from_label_studio:
+            if project.pending is None:
+                raise OsalError("no batch is waiting for answers; ask for one with `annotate.py next --label-studio`")
+            path = label_studio.pull_batch(project, server, linked, project.pending)
+        else:
+            path = args.file
+        session.import_answers(project, path)
         print(session.format_status(project, session.status(project)))
     elif args.command == "status":
         numbers = session.status(project)
