@@ -43,7 +43,7 @@ class CoresetStrategy(Strategy):
         return self.nearest_center_distances(features, np.asarray(labeled, dtype=np.float32))
 
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
-        """Greedy k-center picks; `scores` are the distances to the labeled set before the first pick."""
+        """Greedy k-center picks; `scores` are the squared distances to the labeled set before the first pick."""
         features = np.asarray(outputs.features, dtype=np.float32)
         budget = checked_budget(outputs, budget)
         if budget == 0:
