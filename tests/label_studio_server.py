@@ -37,8 +37,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, folder):
-        self.folder, self.port = folder, free_port()
+    def __init__(self, folder, document_root):
+        self.folder, self.document_root, self.port = folder, document_root, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(20)  # a legacy token, given to the admin user at start
         self.log_path = folder / "server.log"
@@ -48,7 +48,8 @@ class Server:
         if not LABEL_STUDIO.exists():
             unavailable(f"{LABEL_STUDIO.relative_to(ROOT)} does not exist")
         env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(self.folder / "data"),
-               "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true", "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": "/",
+               "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+               "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.document_root),
                "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
                "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "COLLECT_ANALYTICS": "false"}
         log = open(self.log_path, "w")
@@ -81,6 +82,11 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
+    def fetch(self, path: str) -> bytes:
+        request = urllib.request.Request(self.url + path, headers={"Authorization": f"Token {self.token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.read()
+
     def api(self, method: str, path: str, body=None):
         """The REST API as a scripted annotator uses it (osal's own client is not used here)."""
         request = urllib.request.Request(self.url + path, method=method,
@@ -93,8 +99,11 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def label_studio(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("label-studio"))
+def label_studio(tmp_path_factory, digits):
+    """The server, serving the images of the `digits` fixture (annotation_helpers) as docs/annotation.md says:
+    the document root is the folder that holds the image folder."""
+    folder, _ = digits
+    server = Server(tmp_path_factory.mktemp("label-studio"), document_root=folder)
     try:
         server.start()
         yield server

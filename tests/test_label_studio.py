@@ -54,6 +54,8 @@ def test_a_batch_through_label_studio_ends_as_the_same_answers_through_the_csv(l
 
     tasks = tasks_of(label_studio, project_id)
     assert sorted(t["data"]["osal_index"] for t in tasks) == sorted(batch["indices"])
+    image = label_studio.fetch(tasks[0]["data"]["image"])  # served through the local storage osal added
+    assert image.startswith(b"\x89PNG") and image == (folder / "images" / tasks[0]["data"]["path"]).read_bytes()
     answers = {t["id"]: truthful(truth, t["data"]["path"]) for t in tasks}
     assert "unknown" in answers.values() and set(answers.values()) & set(KNOWN)
     first, *rest = tasks

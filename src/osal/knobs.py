@@ -205,7 +205,7 @@ KNOBS: dict[str, Rule] = {
                                      "`unknown` is suggested"),
     "annotate.thumbnail_pixels": integer(8, example=128),
     "annotate.display_pixels": integer(8, example=112),
-    "annotate.label_studio_image_url": text(example="/data/local-files/?d={path}"),
+    "annotate.label_studio_image_url": text(example="/data/local-files/?d={folder}/{path}"),
     "detector.train_on_invalid": flag(example="true"),
     "detector.module.temperature": number(0, low_open=True, example=0.5),
     "classifier.module.temperature": number(0, low_open=True, example=0.5),

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import string
+import urllib.parse
 from typing import Iterable, Sequence
 
 from PIL import Image
@@ -69,8 +70,8 @@ def label_studio_tasks(project: Project, batch: dict, items: Sequence[Item]) -> 
     url = project.cfg.annotate.label_studio_image_url
     tasks = [{
         "id": index + 1,  # Label Studio ids start at 1
-        "data": {IMAGE_NAME: url.format(path=path), "path": path, "osal_index": index, "osal_batch": batch["number"],
-                 "known_probability": round(probability, 4)},
+        "data": {IMAGE_NAME: image_url(url, project.image_folder, path), "path": path, "osal_index": index,
+                 "osal_batch": batch["number"], "known_probability": round(probability, 4)},
         "predictions": [{
             "model_version": f"osal batch {batch['number']}",
             "score": round(probability, 4),
@@ -79,6 +80,13 @@ def label_studio_tasks(project: Project, batch: dict, items: Sequence[Item]) -> 
         }],
     } for _, index, path, suggestion, probability in items]
     return json.dumps(tasks, indent=1) + "\n"
+
+
+def image_url(template: str, image_folder: str, path: str) -> str:
+    """A task's image URL: `template` with {path} (inside the image folder) and {folder} (the folder's name),
+    each URL-quoted (a file name may hold spaces or '#')."""
+    folder = os.path.basename(os.path.normpath(image_folder))
+    return template.format(path=urllib.parse.quote(path), folder=urllib.parse.quote(folder))
 
 
 def labeling_config(class_names: Sequence[str]) -> str:

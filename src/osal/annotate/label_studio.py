@@ -8,6 +8,7 @@ its Label Studio project (label_studio.json), which is no secret.
 """
 
 import json
+import logging
 import os
 import urllib.error
 import urllib.parse
@@ -22,6 +23,8 @@ URL_VARIABLE, TOKEN_VARIABLE = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 LINK_FILE = "label_studio.json"  # in the annotation project: {"project": <Label Studio project id>}
 EXPORT_FILE = "label_studio_export.json"  # in a batch's folder: what was pulled from Label Studio
 TIMEOUT = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class LabelStudio:
@@ -86,6 +89,12 @@ class LabelStudio:
     def project_title(self, project_id: int) -> str:
         return str(self.request("GET", f"/api/projects/{int(project_id)}")["title"])
 
+    def add_local_storage(self, project_id: int, folder: str) -> None:
+        """Let the project show images of `folder` through Label Studio's local-files serving (it refuses to serve
+        a file under no storage of the project)."""
+        self.request("POST", "/api/storages/localfiles", {"project": int(project_id), "path": folder,
+                                                          "title": "osal images", "use_blob_urls": False})
+
     def import_tasks(self, project_id: int, tasks: list) -> int:
         # Label Studio numbers its tasks itself: osal's own `id` would collide across batches
         tasks = [{k: v for k, v in task.items() if k != "id"} for task in tasks]
@@ -129,6 +138,14 @@ def push_batch(project: Project, server: LabelStudio, linked: Optional[int], bat
     if linked is None:
         title = f"osal {os.path.basename(project.directory)}"
         linked = server.create_project(title, labeling_config(project.class_names))
+        if project.cfg.annotate.label_studio_image_url.startswith("/data/local-files/"):
+            try:
+                server.add_local_storage(linked, project.image_folder)
+            except AnnotationError as error:  # the tasks still arrive; only their images do not show
+                log.warning("Label Studio will not show the images (%s); start it with "
+                            "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=%s, "
+                            "or set annotate.label_studio_image_url to where the images are served", error,
+                            os.path.dirname(os.path.normpath(project.image_folder)))
     write_link(project.directory, linked)
     with open(os.path.join(project.batch_dir(batch["number"]), FILES["tasks"])) as f:
         tasks = json.load(f)
