@@ -1,9 +1,9 @@
 """Summarise every run under a directory: `python src/report.py <sweep or outputs dir> [--out DIR]`.
 
 Writes, into DIR (default: <dir>/report/): recall.png, precision.png, accuracy.png, recall_code.png (the
-metric against round, mean ± std over seeds, one panel per dataset x mismatch, one line
+metric against round, mean ± sample sd over seeds, one panel per dataset x mismatch, one line
 per strategy) and report.md (final recall, mean precision, final accuracy and the areas
-under the recall and accuracy curves, mean ± std over seeds), and prints the table and
+under the recall and accuracy curves, mean ± sample sd over seeds), and prints the table and
 how many jobs finished or failed. Only finished runs enter the figures and the table (its
 "finished runs" column says over how many each row averages); unfinished ones are listed
 apart, at the round they reached. Where the LfOSA authors published numbers for the same dataset,

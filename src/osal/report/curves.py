@@ -26,7 +26,8 @@ def mean_curves(runs: list, metric: str) -> dict:
         for strategy, curves in strategies.items():
             common = sorted(set.intersection(*(set(r.tolist()) for r, _ in curves)))
             values = np.array([[v[list(r).index(x)] for x in common] for r, v in curves])
-            result[panel][strategy] = (np.array(common), values.mean(axis=0), values.std(axis=0), len(curves))
+            spread = values.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(common))  # sample sd, as the table
+            result[panel][strategy] = (np.array(common), values.mean(axis=0), spread, len(curves))
     return result
 
 

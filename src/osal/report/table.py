@@ -38,7 +38,9 @@ def summarise(runs: list) -> list:
                "runs": len(values)}
         for key in COLUMNS:
             column = np.array([v[key] for v in values], dtype=float)
-            row[key] = (float(np.mean(column)), float(np.std(column)))
+            # the sample standard deviation over seeds (ddof=1), as the comparison with the published numbers
+            # uses; one run has none
+            row[key] = (float(np.mean(column)), float(np.std(column, ddof=1)) if len(column) > 1 else None)
         table.append(row)
     return table
 
@@ -56,7 +58,7 @@ def markdown(table: list) -> str:
              + " | ".join(COLUMNS.values()) + " |",
              "|---|---|" + ("---|" if settings else "") + "---|---|" + "---|" * len(COLUMNS)]
     for row in table:
-        cells = [f"{row[k][0]:.3f} ± {row[k][1]:.3f}" for k in COLUMNS]
+        cells = [f"{row[k][0]:.3f}" + ("" if row[k][1] is None else f" ± {row[k][1]:.3f}") for k in COLUMNS]
         setting = f"{row['variant']} | " if settings else ""
         lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {setting}{row['strategy']} | {row['runs']} | "
                      + " | ".join(cells) + " |")
