@@ -72,7 +72,11 @@ def test_a_batch_through_label_studio_ends_as_the_same_answers_through_the_csv(l
                      {"result": [{"from_name": "choice", "to_name": "image", "type": "choices",
                                   "value": {"choices": [answers[first["id"]]]}}]})
     assert len(created) == len(tasks) - 1
-    pulled = annotate("-p", through_server, "import", "--from-label-studio", *credentials)
+    # the pull with a personal access token (a JWT, Label Studio's default kind) instead of the legacy token
+    personal = label_studio.api("POST", "/api/token/")["token"]
+    assert personal.count(".") == 2
+    pulled = annotate("-p", through_server, "import", "--from-label-studio", "--label-studio-url", label_studio.url,
+                      "--label-studio-token", personal)
     assert pulled.returncode == 0, pulled.stderr[-3000:]
 
     sheet = through_csv / "batches" / "batch_01" / "answers.csv"
@@ -87,7 +91,8 @@ def test_a_batch_through_label_studio_ends_as_the_same_answers_through_the_csv(l
     for path in through_server.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            assert label_studio.token.encode() not in data and str(label_studio.port).encode() not in data, path
+            for secret in (label_studio.token, personal, str(label_studio.port)):
+                assert secret.encode() not in data, path
 
 
 def test_an_unreachable_server_or_a_wrong_token_is_one_sentence_before_any_training(label_studio, digits,  # noqa: F811

@@ -50,7 +50,7 @@ class LabelStudio:
     def authorization(self) -> str:
         if self._authorization is None:
             if self.token.count(".") == 2:  # a personal access token is a JWT refresh token
-                reply = self.request("POST", "/api/token/refresh", {"refresh": self.token}, authorize=False)
+                reply = self.request("POST", "/api/token/refresh/", {"refresh": self.token}, authorize=False)
                 self._authorization = f"Bearer {reply['access']}"
             else:
                 self._authorization = f"Token {self.token}"
