@@ -267,3 +267,20 @@ def test_lfosa_separates_knowns_per_class_where_a_shared_mixture_cannot():
 
     chosen = LfOSA().select(outputs, int(is_known.sum()), np.random.default_rng(5))
     assert set(chosen.tolist()) == set(outputs.indices[is_known].tolist())
+
+
+def test_openmax_scores_the_pool_in_chunks_exactly_as_in_one_piece():
+    """The pool is scored `chunk_size` rows at a time (O(chunk x K) memory at 10 million outputs): a chunk size
+    that splits the pool unevenly, and one row per chunk, give bit-identical scores and picks."""
+    rng = np.random.default_rng(5)
+    k, labeled = 6, 60
+    targets = np.repeat(np.arange(k), labeled // k)
+    labeled_logits = rng.normal(0, 1, (labeled, k)) + 4 * np.eye(k)[targets]
+    outputs = PoolOutputs(np.arange(1000, 1103), k, logits=rng.normal(0, 2, (103, k)),
+                          labeled_logits=labeled_logits, labeled_targets=targets)
+    whole = OpenMaxStrategy(tail_size=5, alpha_rank=3).query(outputs, 10, np.random.default_rng(0))
+    for chunk in (10, 1):
+        pieces = OpenMaxStrategy(tail_size=5, alpha_rank=3, chunk_size=chunk).query(outputs, 10,
+                                                                                   np.random.default_rng(0))
+        np.testing.assert_array_equal(pieces.scores, whole.scores)
+        np.testing.assert_array_equal(pieces.indices, whole.indices)

@@ -51,16 +51,16 @@ class ConsensusStrategy(Strategy):
 
     def closeness(self, pool: np.ndarray, reference: np.ndarray) -> np.ndarray:
         """Mean cosine similarity of each pool row to its `neighbours` most similar reference rows."""
-        pool, reference = _unit(pool), _unit(reference)
+        reference = _unit(reference)
         m = min(self.neighbours, len(reference))
         out = np.empty(len(pool))
-        for start in range(0, len(pool), 4096):  # bounded memory: 4096 pool rows at a time
-            similarity = pool[start:start + 4096] @ reference.T
+        for start in range(0, len(pool), 4096):  # bounded memory: 4096 pool rows at a time, made unit-length here
+            similarity = _unit(np.asarray(pool[start:start + 4096], dtype=np.float64)) @ reference.T
             out[start:start + 4096] = np.partition(similarity, similarity.shape[1] - m, axis=1)[:, -m:].mean(axis=1)
         return out
 
     def vote(self, outputs: PoolOutputs) -> np.ndarray:
-        features = np.asarray(outputs.features, dtype=np.float64)
+        features = outputs.features  # read 4096 rows at a time: no float64 copy of the whole pool
         vote = self.closeness(features, np.asarray(outputs.labeled_features, dtype=np.float64))
         invalid = outputs.invalid_features
         if invalid is not None and len(invalid):

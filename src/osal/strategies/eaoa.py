@@ -127,19 +127,41 @@ class EAOAStrategy(Strategy):
         if has_invalid:
             reference.append(np.asarray(outputs.invalid_features, dtype=np.float64))
             targets.append(np.full(len(outputs.invalid_features), k))
-        reference, targets = np.concatenate(reference), np.concatenate(targets)
-        pool = _unit(np.asarray(outputs.features, dtype=np.float64))
-        reference = _unit(reference)
-        n = min(self.neighbours, len(pool))
-        counts = np.zeros((len(pool), k + 1))
-        for start in range(0, len(reference), 1024):  # bounded memory: 1024 reference rows at a time
-            similarity = reference[start:start + 1024] @ pool.T
-            nearest = np.argpartition(-similarity, n - 1, axis=1)[:, :n]
+        reference, targets = _unit(np.concatenate(reference)), np.concatenate(targets)
+        features = outputs.features
+        n = min(self.neighbours, len(features))
+        # float32 counts: whole numbers, exact below 2**24, and no larger than the logits they sit beside
+        counts = np.zeros((len(features), k + 1), dtype=np.float32)
+        for start in range(0, len(reference), REFERENCE_BLOCK):
+            block = reference[start:start + REFERENCE_BLOCK]
+            nearest = self.nearest_pool_rows(block, features, n)
             for c in range(k + 1):
-                rows = nearest[targets[start:start + 1024] == c].reshape(-1)
-                counts[:, c] += np.bincount(rows, minlength=len(pool))
+                rows = nearest[targets[start:start + REFERENCE_BLOCK] == c].reshape(-1)
+                counts[:, c] += np.bincount(rows, minlength=len(features))
         sizes = np.array([(targets == c).sum() for c in range(k + 1)], dtype=np.float64)
         return counts, sizes, has_invalid
+
+    @staticmethod
+    def nearest_pool_rows(block: np.ndarray, features: np.ndarray, n: int) -> np.ndarray:
+        """For each (unit) row of `block`, the positions of its `n` most cosine-similar pool rows (in no order).
+
+        The pool is read POOL_BLOCK rows at a time, each reference row keeping its best n so far, so memory is
+        O(block x (POOL_BLOCK + n)) whatever the pool: a whole block x pool similarity matrix at 10 million
+        pool rows would take 80 GB."""
+        best_similarity = np.full((len(block), 0), -np.inf)
+        best_rows = np.zeros((len(block), 0), dtype=np.int64)
+        for start in range(0, len(features), POOL_BLOCK):
+            part = _unit(np.asarray(features[start:start + POOL_BLOCK], dtype=np.float64))
+            similarity = np.hstack([best_similarity, block @ part.T])  # the best so far, then this part's rows
+            kept = best_rows.shape[1]
+            if similarity.shape[1] > n:
+                keep = np.argpartition(-similarity, n - 1, axis=1)[:, :n]
+            else:
+                keep = np.broadcast_to(np.arange(similarity.shape[1]), similarity.shape)
+            earlier = np.take_along_axis(best_rows, np.minimum(keep, kept - 1), axis=1) if kept else 0
+            best_rows = np.where(keep < kept, earlier, start + keep - kept)
+            best_similarity = np.take_along_axis(similarity, keep, axis=1)
+        return best_rows
 
     def _keys(self, outputs: PoolOutputs, rng: np.random.Generator) -> tuple:
         k = outputs.num_known
@@ -184,6 +206,10 @@ class EAOAStrategy(Strategy):
         # a class with too few examples: fill by clean x info
         chosen = fill_up(chosen, np.lexsort((np.arange(n), -(clean * info))), budget)
         return Selection(outputs.indices[chosen], clean * info)
+
+
+REFERENCE_BLOCK = 1024  # labeled + invalid rows compared with the pool at a time
+POOL_BLOCK = 16384  # pool rows compared with them at a time
 
 
 def _unit(rows: np.ndarray, eps: Optional[float] = 1e-12) -> np.ndarray:

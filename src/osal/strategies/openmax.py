@@ -4,10 +4,13 @@ import warnings
 from typing import Union
 
 import numpy as np
+from scipy import special
 from scipy.stats import weibull_min
 
 from osal.errors import ConfigError
 from osal.strategies.base import PoolOutputs, Strategy, softmax
+
+CHUNK = 65536  # pool rows scored at a time (strategy.selector.chunk_size)
 
 
 class OpenMaxStrategy(Strategy):
@@ -29,11 +32,11 @@ class OpenMaxStrategy(Strategy):
 
     needs = ("logits", "labeled_logits")
 
-    def __init__(self, tail_size: int = 20, alpha_rank: int = 10) -> None:
+    def __init__(self, tail_size: int = 20, alpha_rank: int = 10, chunk_size: int = CHUNK) -> None:
         if int(tail_size) < 3 or int(alpha_rank) < 1:
             raise ConfigError(f"strategy.selector.tail_size={tail_size} must be >= 3 and alpha_rank={alpha_rank} "
                               ">= 1")
-        self.tail_size, self.alpha_rank = int(tail_size), int(alpha_rank)
+        self.tail_size, self.alpha_rank, self.chunk_size = int(tail_size), int(alpha_rank), max(int(chunk_size), 1)
 
     def fit(self, logits: np.ndarray, targets: np.ndarray,
             num_known: int) -> tuple[np.ndarray, list[tuple[str, Union[float, tuple[float, float]]]]]:
@@ -65,22 +68,41 @@ class OpenMaxStrategy(Strategy):
     def unknown_probability(self, outputs: PoolOutputs) -> np.ndarray:
         k = outputs.num_known
         means, models = self.fit(outputs.labeled_logits, outputs.labeled_targets, k)
-        activations = np.asarray(outputs.logits, dtype=np.float64)[:, :k]
+        # per class: Weibull (shape, scale), or a step threshold (shape NaN); looked up per row, so the CDF is one
+        # array expression per rank, not one scipy call per class
+        step = np.array([kind == "step" for kind, _ in models])
+        shape = np.array([np.nan if kind == "step" else params[0] for kind, params in models])
+        scale = np.array([np.nan if kind == "step" else params[1] for kind, params in models])
+        threshold = np.array([params if kind == "step" else np.nan for kind, params in models])
+        logits = outputs.logits
+        result = np.empty(len(logits))
+        for start in range(0, len(logits), self.chunk_size):  # O(chunk x K) working memory, whatever the pool
+            stop = start + self.chunk_size
+            activations = np.asarray(logits[start:stop], dtype=np.float64)[:, :k]
+            result[start:stop] = self.recalibrated_unknown(activations, means, step, shape, scale, threshold)
+        return result
+
+    def recalibrated_unknown(self, activations: np.ndarray, means: np.ndarray, step: np.ndarray, shape: np.ndarray,
+                             scale: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+        """P(unknown) of each row: its top `alpha_rank` activations scaled by 1 - w_j * CDF(distance to the MAV)."""
+        k = activations.shape[1]
         alpha = min(self.alpha_rank, k)
-        ranked = np.argsort(-activations, axis=1)[:, :alpha]
-        rows = np.arange(len(activations))
+        # the top alpha classes in descending order: a partition, then a sort of those alpha only
+        top = np.argpartition(-activations, alpha - 1, axis=1)[:, :alpha] if alpha < k else \
+            np.broadcast_to(np.arange(k), activations.shape).copy()
+        rows = np.arange(len(activations))[:, None]
+        ranked = np.take_along_axis(top, np.argsort(-activations[rows, top], axis=1, kind="stable"), axis=1)
         omega = np.ones_like(activations)
+        flat = rows[:, 0]
         for j in range(alpha):
             c = ranked[:, j]
             distance = np.linalg.norm(activations - means[c], axis=1)
-            cdf = np.empty(len(activations))
-            for cls in np.unique(c):
-                at = c == cls
-                kind, params = models[cls]
-                cdf[at] = (distance[at] > params).astype(float) if kind == "step" else \
-                    weibull_min.cdf(distance[at], params[0], loc=0.0, scale=params[1])
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                # scipy's weibull_min.cdf with loc 0, written out as scipy computes it: -expm1(-(d / scale) ** shape)
+                cdf = np.where(step[c], (distance > threshold[c]).astype(float),
+                               -special.expm1(-np.power(distance / scale[c], shape[c])))
             cdf = np.nan_to_num(cdf, nan=1.0)
-            omega[rows, c] = 1.0 - (alpha - j) / alpha * cdf
+            omega[flat, c] = 1.0 - (alpha - j) / alpha * cdf
         recalibrated = activations * omega
         unknown = (activations - recalibrated).sum(axis=1, keepdims=True)
         return softmax(np.hstack([recalibrated, unknown]))[:, k]
