@@ -36,6 +36,25 @@ def test_first_neighbours_and_partitions_equal_finch_with_its_dense_matrix():
     assert ours == list(counts) and np.array_equal(ours_required, required)
 
 
+def test_the_hierarchy_without_a_required_count_equals_finch_level_by_level():
+    """EOAL's round-robin reads FINCH's whole hierarchy of the candidates. The package's levels above the first
+    take a dense matrix of the cluster means (180 GB at 150,000 candidates: it crashed the selection benchmark);
+    osal.clustering.hierarchy finds every level's first neighbours in chunks and must give FINCH's partitions."""
+    from finch import FINCH
+    rng = np.random.default_rng(1)
+    for n, dim, groups in ((3000, 16, 12), (8000, 32, 40)):
+        centres = rng.normal(0, 3, (groups, dim))
+        x = (centres[rng.integers(0, groups, n)] + rng.normal(0, 1, (n, dim))).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # the first level from the same chunked first neighbours, as osal gave FINCH before
+            expected, counts, _ = FINCH(x, initial_rank=clustering.first_neighbours(x), distance="cosine",
+                                        verbose=False, ann_threshold=10 ** 9)
+        labels, ours, required = clustering.partitions(x)
+        assert required is None and ours == list(counts) and len(ours) >= 3
+        np.testing.assert_array_equal(labels, np.asarray(expected).reshape(n, -1))
+
+
 def one_vs_all_logits(k, rows):
     """Logits whose one-vs-all probabilities are `rows` (p of "class k" for each head)."""
     p = np.asarray(rows, dtype=np.float64)

@@ -12,6 +12,8 @@ import warnings
 from typing import Optional
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
 
 with warnings.catch_warnings():  # it warns on import that the optional pynndescent is missing: not needed here
     warnings.simplefilter("ignore", UserWarning)
@@ -33,10 +35,53 @@ def first_neighbours(features: np.ndarray, chunk: int = 2048) -> np.ndarray:
     return nearest
 
 
+def components(neighbour: np.ndarray) -> np.ndarray:
+    """Labels 0..C-1 of the weakly connected components of the graph i -> neighbour[i] (FINCH's get_clust)."""
+    n = len(neighbour)
+    graph = sparse.csr_matrix((np.ones(n, dtype=np.float32), (np.arange(n), neighbour)), shape=(n, n))
+    return csgraph.connected_components(graph, directed=True, connection="weak", return_labels=True)[1]
+
+
+def means(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The mean of each label's rows (labels 0..C-1), as FINCH's cool_mean: a float32 sparse product."""
+    n = len(labels)
+    membership = sparse.csr_matrix((np.ones(n, dtype=np.float32), (np.arange(n), labels)),
+                                   shape=(n, int(labels.max()) + 1))
+    return np.asarray(membership.T @ features) / np.bincount(labels)[:, None]
+
+
+def hierarchy(features: np.ndarray) -> tuple:
+    """FINCH's partitions without a required count, in O(N) memory at every level: (labels per partition,
+    finest first, as an (N, P) array; clusters per partition).
+
+    The package finds the first neighbours of the cluster means of every level above the first from a dense
+    distance matrix; the first partition of a large pool still holds a third of it, so that matrix (180 GB at
+    150,000 candidates) is what ran out of memory. Here every level uses `first_neighbours`. As FINCH with
+    ensure_early_exit and an initial rank given: no distance threshold, and the hierarchy stops at the level
+    that merges fewer than two clusters or leaves one."""
+    data = np.asarray(features, dtype=np.float32, order="C")
+    labels = components(first_neighbours(data))
+    levels, counts = [labels], [int(labels.max()) + 1]
+    current = means(data, labels)
+    while True:
+        merged = components(first_neighbours(current))
+        labels = merged[labels]
+        count = int(merged.max()) + 1
+        if count == 1 or counts[-1] - count <= 1:
+            break
+        levels.append(labels)
+        counts.append(count)
+        current = means(data, labels)
+    return np.column_stack(levels), counts
+
+
 def partitions(features: np.ndarray, required: Optional[int] = None) -> tuple:
     """FINCH's hierarchy: (labels per partition, finest first, as an (N, P) array; clusters per partition;
     labels of exactly `required` clusters, or None)."""
     features = np.asarray(features, dtype=np.float32)
+    if required is None:
+        labels, counts = hierarchy(features)
+        return labels, counts, None
     # FINCH prints (not logs) when it cannot give `required` clusters; the caller says what it got instead
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from osal.strategies.base import PoolOutputs, Strategy, entropy, softmax
+from osal.strategies.base import PoolOutputs, Strategy, by_rows, entropy, softmax
 
 
 class CertaintyStrategy(Strategy):
@@ -15,4 +15,4 @@ class CertaintyStrategy(Strategy):
     needs = ("logits",)
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
-        return -entropy(softmax(np.asarray(outputs.logits, dtype=np.float64)))
+        return -by_rows(lambda logits: entropy(softmax(logits)), outputs.logits)

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget, fill_up
+from osal.strategies.base import PoolOutputs, Selection, Strategy, by_rows, checked_budget, fill_up
 
 
 class EAOAStrategy(Strategy):
@@ -105,17 +105,19 @@ class EAOAStrategy(Strategy):
     @staticmethod
     def aleatoric(classifier_logits: np.ndarray) -> np.ndarray:
         """log(1 - p_max) of the classifier, computed stably: higher = more aleatoric."""
-        logits = np.asarray(classifier_logits, dtype=np.float64)
-        others = logits.copy()
-        others[np.arange(len(logits)), logits.argmax(axis=1)] = -np.inf
-        return logsumexp(others, axis=1) - logsumexp(logits, axis=1)
+        def block(logits: np.ndarray) -> np.ndarray:
+            others = logits.copy()
+            others[np.arange(len(logits)), logits.argmax(axis=1)] = -np.inf
+            return logsumexp(others, axis=1) - logsumexp(logits, axis=1)
+        return by_rows(block, classifier_logits)
 
     @staticmethod
     def energy(logits: np.ndarray, num_known: int, with_unknown: bool = True) -> np.ndarray:
         """-logsumexp(known columns) (+ softplus(unknown column)): higher = more likely unknown."""
-        logits = np.asarray(logits, dtype=np.float64)
-        value = -logsumexp(logits[:, :num_known], axis=1)
-        return value + softplus(logits[:, num_known]) if with_unknown else value
+        def block(logits: np.ndarray) -> np.ndarray:
+            value = -logsumexp(logits[:, :num_known], axis=1)
+            return value + softplus(logits[:, num_known]) if with_unknown else value
+        return by_rows(block, logits)
 
     def neighbour_counts(self, outputs: PoolOutputs) -> tuple:
         """(per pool example and class, how many reference examples of that class list it among their nearest

@@ -4,7 +4,7 @@ import numpy as np
 from scipy.special import softmax
 
 from osal import clustering
-from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget, fill_up
+from osal.strategies.base import PoolOutputs, Selection, Strategy, by_rows, checked_budget, fill_up
 
 
 class EOALStrategy(Strategy):
@@ -43,22 +43,26 @@ class EOALStrategy(Strategy):
     def entropies(self, outputs: PoolOutputs) -> np.ndarray:
         """H_c - H_d (H_c alone before any unknown was queried) of every pool example: lower is queried first."""
         k = outputs.num_known
-        logits = np.asarray(outputs.logits, dtype=np.float64)
+        logits = outputs.logits  # read by blocks of rows (by_rows): no float64 copy of the whole pool
         if logits.shape[1] != 3 * k + 1:
             raise ValueError(f"EOAL reads the K+1 detector logits and the 2K one-vs-all logits ({3 * k + 1} "
                              f"columns), got {logits.shape[1]}: use EOAL's detector (strategy=eoal)")
-        one_vs_all = softmax(logits[:, k + 1:].reshape(len(logits), 2, k), axis=1)
-        score = np.mean(np.sum(-one_vs_all * np.log(one_vs_all + 1e-8), axis=1), axis=1) / np.log(2)
+
+        def known_entropy(block: np.ndarray) -> np.ndarray:
+            one_vs_all = softmax(block[:, k + 1:].reshape(len(block), 2, k), axis=1)
+            return np.mean(np.sum(-one_vs_all * np.log(one_vs_all + 1e-8), axis=1), axis=1) / np.log(2)
+        score = by_rows(known_entropy, logits)
         invalid = outputs.invalid_features
         if invalid is not None and len(invalid) > 0:
             invalid = np.asarray(invalid, dtype=np.float64)
             centres = clustering.centres(invalid, clustering.clusters(invalid, k))
             if len(centres) > 1:  # one centre gives no distance entropy (log 1 = 0)
-                features = np.asarray(outputs.features, dtype=np.float64)
-                squared = (np.square(features).sum(1)[:, None] + np.square(centres).sum(1)[None, :]
-                           - 2.0 * features @ centres.T)
-                closeness = softmax(-np.sqrt(np.maximum(squared, 0.0)), axis=1)
-                score = score - np.sum(-closeness * np.log(closeness + 1e-20), axis=1) / np.log(len(centres))
+                def distance_entropy(features: np.ndarray) -> np.ndarray:
+                    squared = (np.square(features).sum(1)[:, None] + np.square(centres).sum(1)[None, :]
+                               - 2.0 * features @ centres.T)
+                    closeness = softmax(-np.sqrt(np.maximum(squared, 0.0)), axis=1)
+                    return np.sum(-closeness * np.log(closeness + 1e-20), axis=1) / np.log(len(centres))
+                score = score - by_rows(distance_entropy, outputs.features)
         return score
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:

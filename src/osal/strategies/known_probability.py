@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from osal.strategies.base import PoolOutputs, Strategy, softmax
+from osal.strategies.base import PoolOutputs, Strategy, by_rows, softmax
 
 
 class KnownProbabilityStrategy(Strategy):
@@ -12,7 +12,6 @@ class KnownProbabilityStrategy(Strategy):
     needs = ("logits",)
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
-        logits = np.asarray(outputs.logits, dtype=np.float64)
-        if logits.shape[1] != 2:
-            raise ValueError(f"a binary detector has 2 outputs, got {logits.shape[1]}")
-        return softmax(logits)[:, 0]
+        if outputs.logits.shape[1] != 2:
+            raise ValueError(f"a binary detector has 2 outputs, got {outputs.logits.shape[1]}")
+        return by_rows(lambda logits: softmax(logits)[:, 0], outputs.logits)

@@ -7,7 +7,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Selection, Strategy, check_query_model, rank_descending, take_top
+from osal.strategies.base import PoolOutputs, Selection, Strategy, by_rows, check_query_model, rank_descending, take_top
 
 
 class LfOSA(Strategy):
@@ -57,9 +57,8 @@ class LfOSA(Strategy):
     def known_probability(self, logits: np.ndarray, num_known: int,
                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(known probability, predicted-known mask, MAV standing in its class) of every row of `logits`."""
-        logits = np.asarray(logits, dtype=np.float64)
-        predicted = logits.argmax(axis=1)
-        mav = logits.max(axis=1)
+        predicted = by_rows(lambda block: block.argmax(axis=1), logits)
+        mav = by_rows(lambda block: block.max(axis=1), logits)
         probability = np.zeros(len(logits))
         standing = np.zeros(len(logits))
         seeds = rng.integers(0, 2 ** 31 - 1, size=num_known)
@@ -87,13 +86,13 @@ class LfOSA(Strategy):
         return gmm.predict_proba(values[:, None])[:, top], float(gmm.means_[top, 0]), std
 
     def _keys(self, outputs: PoolOutputs, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        logits = np.asarray(outputs.logits, dtype=np.float64)
+        logits = outputs.logits  # read by blocks of rows (by_rows): no float64 copy of the whole pool
         k = outputs.num_known
         probability, predicted_known, standing = self.known_probability(logits, k, rng)
         if logits.shape[1] == k:  # a K-way classifier predicts no unknowns
             return probability, standing
         # below every predicted known, the most known-looking predicted unknown first
-        margin = logits[:, :k].max(axis=1) - logits[:, k:].max(axis=1)
+        margin = by_rows(lambda block: block[:, :k].max(axis=1) - block[:, k:].max(axis=1), logits)
         unknown_score = -1.0 + 1.0 / (1.0 + np.exp(-np.clip(margin, -50, 50)))
         return np.where(predicted_known, probability, unknown_score), np.where(predicted_known, standing, 0.0)
 
