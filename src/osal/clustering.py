@@ -2,8 +2,10 @@
 
 The `finch-clust` package computes every point's first neighbour from a dense N x N distance
 matrix (or needs pynndescent / faiss above 20,000 points). Here the first neighbours are found
-in chunks (cosine, as FINCH's default) and handed to it, so a pool of 60,000 feature vectors
-needs O(N) memory for that step; the later levels work on cluster means, far fewer points.
+in chunks (cosine, as FINCH's default): handed to the package for a required number of clusters
+(the invalid set's few thousand points), and at every level of `hierarchy` (EOAL's round-robin over
+the pool's candidates, whose first partition still holds a third of them), so memory is O(N). Time
+stays quadratic in the points clustered: exact first neighbours, as FINCH computes them.
 """
 
 import contextlib

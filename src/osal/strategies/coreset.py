@@ -4,6 +4,8 @@ import numpy as np
 
 from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget
 
+ROWS = 65536  # pool rows compared with the labeled centres at a time
+
 
 class CoresetStrategy(Strategy):
     """Greedy 2-approximation of k-center: repeatedly take the pool example farthest from every center.
@@ -11,8 +13,9 @@ class CoresetStrategy(Strategy):
     Choices: the labeled set's features are the initial centers (the paper's s^0); the
     robust (MIP) refinement of the paper is not run, as in most re-implementations;
     Euclidean distance on the classifier's penultimate features. Memory stays O(pool):
-    distances to the labeled centers are taken `chunk_size` centers at a time and only
-    each example's distance to its nearest center is kept; no pool x pool matrix exists.
+    distances to the labeled centers are taken for 65,536 pool rows and `chunk_size` centers at a
+    time and only each example's distance to its nearest center is kept; no pool x pool (or pool x
+    chunk) matrix exists.
     """
 
     needs = ("features", "labeled_features")
@@ -22,16 +25,18 @@ class CoresetStrategy(Strategy):
 
     def nearest_center_distances(self, features: np.ndarray, centers: np.ndarray) -> np.ndarray:
         """Squared distance from each row of `features` to its nearest row of `centers`, chunk by chunk."""
-        squared = np.einsum("ij,ij->i", features, features)
         nearest = np.full(len(features), np.inf, dtype=np.float32)
-        for start in range(0, len(centers), self.chunk_size):
-            chunk = centers[start:start + self.chunk_size]
-            d = features @ chunk.T  # the only pool x chunk array; the rest is done in place
-            d *= -2.0
-            d += squared[:, None]
-            d += np.einsum("ij,ij->i", chunk, chunk)[None, :]
-            np.minimum(nearest, d.min(axis=1), out=nearest)
-            del d  # before the next chunk's product, not after it
+        for row in range(0, len(features), ROWS):  # rows x chunk floats at a time, whatever the pool
+            block = features[row:row + ROWS]
+            squared = np.einsum("ij,ij->i", block, block)
+            for start in range(0, len(centers), self.chunk_size):
+                chunk = centers[start:start + self.chunk_size]
+                d = block @ chunk.T  # the only block x chunk array; the rest is done in place
+                d *= -2.0
+                d += squared[:, None]
+                d += np.einsum("ij,ij->i", chunk, chunk)[None, :]
+                np.minimum(nearest[row:row + ROWS], d.min(axis=1), out=nearest[row:row + ROWS])
+                del d  # before the next chunk's product, not after it
         return np.maximum(nearest, 0.0)
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
