@@ -161,3 +161,15 @@ def test_the_cluster_loss_pulls_each_unknown_to_its_centre():
     inter = torch.stack([torch.log1p(sum(torch.exp(true[i] - d[i, j]) for j in others[i])) for i in range(2)])
     torch.testing.assert_close(m.cluster_loss(features, y, index), 0.1 * true.mean() + inter.mean())
     assert m.cluster_loss(features[:2], y[:2], index[:2]).item() == 0.0  # no unknown in the batch
+
+
+def test_first_neighbours_hold_a_bounded_number_of_similarities_and_still_find_every_neighbour(monkeypatch):
+    """At a million candidates 2,048 rows of similarities would be 8 GB: the chunk shrinks to keep
+    SIMILARITIES floats, here made small enough that 3,000 points go 100 rows at a time."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (3000, 8)).astype(np.float32)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    monkeypatch.setattr(clustering, "SIMILARITIES", 3000 * 100)
+    np.testing.assert_array_equal(clustering.first_neighbours(x), similarity.argmax(axis=1))

@@ -24,10 +24,15 @@ with warnings.catch_warnings():  # it warns on import that the optional pynndesc
 EXACT_UP_TO = 10 ** 9  # FINCH's later levels use exact distances between cluster means, never an ANN
 
 
+SIMILARITIES = 2 ** 25  # float32 similarities held at a time (128 MB): fewer rows per chunk in a larger set
+
+
 def first_neighbours(features: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Each row's most cosine-similar other row (FINCH's first neighbour), `chunk` rows at a time."""
+    """Each row's most cosine-similar other row (FINCH's first neighbour), `chunk` rows at a time (fewer where
+    chunk x N similarities would pass SIMILARITIES)."""
     unit = np.asarray(features, dtype=np.float32)
     unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    chunk = max(1, min(int(chunk), SIMILARITIES // max(len(unit), 1)))
     nearest = np.empty(len(unit), dtype=np.int32)
     for start in range(0, len(unit), chunk):
         similarity = unit[start:start + chunk] @ unit.T
