@@ -177,7 +177,7 @@ KNOBS: dict[str, Rule] = {
     "strategy.selector.mc_samples": integer(2, example=20, why="dropout passes"),
     "strategy.selector.chunk_size": integer(1, example=256),
     "strategy.selector.alpha_rank": integer(1, example=10),
-    "strategy.selector.tail_size": integer(2, example=20, why="distances for the Weibull fit"),
+    "strategy.selector.tail_size": integer(3, example=20, why="distances for the Weibull fit"),
     "strategy.selector.neighbours": integer(1, example=10),
     "strategy.selector.candidates": number(1, example=3),
     "strategy.selector.detector_weight": number(**PROBABILITY, example=0.5),
@@ -294,3 +294,10 @@ def check_devices(cfg: DictConfig) -> None:
         import torch
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ConfigError("trainer.accelerator=mps but this machine has no Apple GPU; run with trainer=cpu")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every knob of `cfg` and the devices it asks for: the one check a run or an annotation command makes
+    before any data is read."""
+    check_knobs(cfg)
+    check_devices(cfg)

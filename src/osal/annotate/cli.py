@@ -47,8 +47,7 @@ def parser() -> argparse.ArgumentParser:
     nxt = commands.add_parser("next", parents=[project, server], help="train on the labels so far and write the next "
                               "batch")
     nxt.add_argument("--label-studio", action="store_true", help="also push the batch's tasks to Label Studio")
-    push = commands.add_parser("push", parents=[project, server], help="push the waiting batch to Label Studio again")
-    push.add_argument("--label-studio", action="store_true", default=True, help=argparse.SUPPRESS)
+    commands.add_parser("push", parents=[project, server], help="push the waiting batch to Label Studio again")
     imp = commands.add_parser("import", parents=[project, server], help="apply a filled answers.csv or Label Studio "
                               "export, or pull the answers from Label Studio")
     imp.add_argument("file", nargs="?", default=None, help="answers.csv or a Label Studio JSON export")
@@ -95,7 +94,7 @@ def run_command(args: argparse.Namespace, project: "Project") -> None:
     from osal.atomic import atomic_write_text
 
     server = linked = None
-    if getattr(args, "label_studio", False) or getattr(args, "from_label_studio", False):
+    if args.command == "push" or getattr(args, "label_studio", False) or getattr(args, "from_label_studio", False):
         from osal.annotate import label_studio
         # before any training: a wrong URL, token or project id costs nothing
         server, linked = label_studio.connect(project, args.label_studio_url, args.label_studio_token,

@@ -33,7 +33,7 @@ from osal.data.sources.decode import decode_images, image_mode
 from osal.data.sources.listing import list_images
 from osal.errors import ConfigError
 from osal.folders import check_writable
-from osal.knobs import check_devices, check_knobs
+from osal.knobs import check_config
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as error:
         raise AnnotationError(f"the config overrides {' '.join(overrides) or '(none)'} do not compose "
                               f"({str(error).splitlines()[0]}); see conf/annotate.yaml for the knobs") from None
-    check_knobs(cfg)
-    check_devices(cfg)
+    check_config(cfg)
     return cfg
 
 

@@ -21,7 +21,7 @@ from osal.build import build
 from osal.data.active_pool import ActivePool
 from osal.data.datamodule import PoolDataModule
 from osal.errors import OsalError
-from osal.knobs import check_knobs
+from osal.knobs import check_config
 
 PROJECT_FILE, CONFIG_FILE, IMAGES_FILE, STATE_FILE = "project.json", "config.yaml", "pool_images.npy", "state.npz"
 UNKNOWN_NAME = "unknown"
@@ -51,7 +51,7 @@ class Project:
         self.image_folder, self.paths = info["image_folder"], list(info["paths"])
         self.class_names, self.mean, self.std = list(info["classes"]), info["mean"], info["std"]
         self.cfg = OmegaConf.load(os.path.join(self.directory, CONFIG_FILE))
-        check_knobs(self.cfg)  # config.yaml is the project's to edit: a bad value is named before any work
+        check_config(self.cfg)  # config.yaml is the project's to edit: a bad value is named before any work
         self.index_of = {p: i for i, p in enumerate(self.paths)}
         with np.load(os.path.join(self.directory, STATE_FILE)) as data:
             # the pool's oracle is whoever answers: a HumanOracle is given to it with each answer file

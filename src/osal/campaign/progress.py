@@ -8,8 +8,8 @@ from typing import Union
 from omegaconf import DictConfig
 
 from osal.loop.round_estimate import (
-    MARGIN,
     example_epochs,
+    next_round_seconds,
     predicted_rounds,
     predicted_seconds,
     seconds_per_example_epoch,
@@ -63,7 +63,7 @@ def read_progress(campaign_dir: Union[str, os.PathLike], name: str, cfg: DictCon
         return Progress(name, len(rows), p["rounds"] + 1, finished, None, done, sum(left), None, None)
     seconds = [] if finished else predicted_seconds(*args)
     return Progress(name, len(rows), p["rounds"] + 1, finished, 1.0 / per_example_epoch, done, sum(left),
-                    sum(seconds), seconds[0] * MARGIN if seconds else None)
+                    sum(seconds), None if finished else next_round_seconds(*args))
 
 
 def fill_unknown(progress: list, protocols: list) -> None:

@@ -5,35 +5,19 @@ from omegaconf import DictConfig
 from osal.data.open_set import check_init_percent, check_mismatch, check_openness, num_known_classes
 from osal.data.split import OpenSetSplit
 from osal.errors import ConfigError
-from osal.knobs import check_devices, check_knobs
+from osal.knobs import check_config
 from osal.strategies.base import Strategy, check_query_model
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Raise ConfigError with one sentence naming the value and the fix."""
-    check_knobs(cfg)
-    check_devices(cfg)
+    """Raise ConfigError with one sentence naming the value and the fix: every knob's own range
+    (osal.knobs), then the protocol's knobs that depend on one another."""
+    check_config(cfg)
     check_mismatch(cfg.mismatch)
     if cfg.dataset.get("num_classes"):
         num_known_classes(cfg.mismatch, int(cfg.dataset.num_classes))
     check_openness(cfg.get("openness"))
-    deadline = cfg.get("deadline")
-    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))):
-        raise ConfigError(f"deadline={deadline!r} must be a Unix time in seconds (e.g. the output of `date +%s` "
-                          "plus the seconds left), or null for no deadline")
-    al = cfg.al
-    if int(al.rounds) < 1:
-        raise ConfigError(f"al.rounds={al.rounds} must be at least 1 (the number of queries)")
-    if int(al.query_size) < 1:
-        raise ConfigError(f"al.query_size={al.query_size} must be at least 1 (examples per query)")
-    check_init_percent(al.init_percent)
-    if int(cfg.trainer.max_epochs) < 1:
-        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs} must be at least 1")
-    for role in ("detector", "classifier"):
-        module = (cfg.strategy.get(role) or {}).get("module") or {}
-        if "temperature" in module and float(module.temperature) <= 0:
-            raise ConfigError(f"strategy.{role}.module.temperature={module.temperature} must be positive "
-                              "(the paper uses 0.5)")
+    check_init_percent(cfg.al.init_percent)
 
 
 def validate_against_data(cfg: DictConfig, split: OpenSetSplit) -> None:

@@ -2,9 +2,7 @@
 
 import numpy as np
 
-from osal.strategies.base import PoolOutputs, Selection, Strategy, checked_budget
-
-ROWS = 65536  # pool rows compared with the labeled centres at a time
+from osal.strategies.base import ROWS, PoolOutputs, Selection, Strategy, checked_budget
 
 
 class CoresetStrategy(Strategy):

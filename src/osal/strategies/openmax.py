@@ -8,9 +8,7 @@ from scipy import special
 from scipy.stats import weibull_min
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Strategy, softmax
-
-CHUNK = 65536  # pool rows scored at a time (strategy.selector.chunk_size)
+from osal.strategies.base import ROWS, PoolOutputs, Strategy, by_rows, softmax
 
 
 class OpenMaxStrategy(Strategy):
@@ -32,7 +30,7 @@ class OpenMaxStrategy(Strategy):
 
     needs = ("logits", "labeled_logits")
 
-    def __init__(self, tail_size: int = 20, alpha_rank: int = 10, chunk_size: int = CHUNK) -> None:
+    def __init__(self, tail_size: int = 20, alpha_rank: int = 10, chunk_size: int = ROWS) -> None:
         if int(tail_size) < 3 or int(alpha_rank) < 1:
             raise ConfigError(f"strategy.selector.tail_size={tail_size} must be >= 3 and alpha_rank={alpha_rank} "
                               ">= 1")
@@ -74,13 +72,9 @@ class OpenMaxStrategy(Strategy):
         shape = np.array([np.nan if kind == "step" else params[0] for kind, params in models])
         scale = np.array([np.nan if kind == "step" else params[1] for kind, params in models])
         threshold = np.array([params if kind == "step" else np.nan for kind, params in models])
-        logits = outputs.logits
-        result = np.empty(len(logits))
-        for start in range(0, len(logits), self.chunk_size):  # O(chunk x K) working memory, whatever the pool
-            stop = start + self.chunk_size
-            activations = np.asarray(logits[start:stop], dtype=np.float64)[:, :k]
-            result[start:stop] = self.recalibrated_unknown(activations, means, step, shape, scale, threshold)
-        return result
+        # O(chunk x K) working memory, whatever the pool
+        return by_rows(lambda block: self.recalibrated_unknown(block[:, :k], means, step, shape, scale, threshold),
+                       outputs.logits, rows=self.chunk_size)
 
     def recalibrated_unknown(self, activations: np.ndarray, means: np.ndarray, step: np.ndarray, shape: np.ndarray,
                              scale: np.ndarray, threshold: np.ndarray) -> np.ndarray:
