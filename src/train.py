@@ -21,6 +21,7 @@ from osal.interrupt import EXIT_STATUS, Interrupted, ctrl_c_interrupts  # noqa: 
 from osal.loop.devices import spread_over_gpus  # noqa: E402
 from osal.loop.experiment import Experiment, where_it_stands  # noqa: E402
 from osal.loop.job_failed import JobFailed  # noqa: E402
+from osal.loop.processes import ddp_processes  # noqa: E402
 from osal.quiet import quiet_lightning  # noqa: E402
 
 log = logging.getLogger("osal")
@@ -40,7 +41,9 @@ def main(cfg: DictConfig) -> float:
         gpu_lock = spread_over_gpus(cfg, hydra_cfg)  # held while this job runs
     try:
         with ctrl_c_interrupts():
-            summary = Experiment(cfg, output_dir).run()
+            experiment = Experiment(cfg, output_dir)  # the config is checked before any process starts
+            with ddp_processes(cfg, hydra_cfg, script=__file__):  # one process unless trainer.devices > 1
+                summary = experiment.run()
     except Interrupted:
         again = (f"run the same multirun again with hydra.sweep.dir={hydra_cfg.sweep.dir} to continue it"
                  if multirun else "run the same command again to continue")

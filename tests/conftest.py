@@ -53,3 +53,38 @@ def open_set(overrides=()):
     """(OpenSetSplit, set-up PoolDataModule) of the composed config, as the research loop builds them."""
     from osal.loop.data import open_set_data
     return open_set_data(compose_config(overrides))
+
+
+def wait_until_round_saved(run_dir, round_index, process, timeout=300):
+    """Return once `run_dir`'s saved state holds round `round_index` (and a moment into the next round's fits),
+    or `process` ended, or `timeout` seconds passed."""
+    import time
+
+    from osal.records.run_state import load_state
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        saved = load_state(run_dir) if (Path(run_dir) / "state.npz").exists() else None
+        if saved is not None and saved.last_round >= round_index:
+            time.sleep(0.1)  # into the next round's fits
+            return
+        time.sleep(0.05)
+
+
+TIMING_COLUMNS = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}
+
+
+def assert_same_records(reference, other, rounds):
+    """Two run directories hold the same rounds 0..rounds: metrics.csv row for row (timings aside) and every
+    round's pool state."""
+    import numpy as np
+
+    from osal.data.pool import PoolState
+    from osal.records.metrics import read_metrics
+
+    def untimed(run_dir):
+        rows = read_metrics(run_dir / "metrics.csv")
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in rows]
+    assert untimed(other) == untimed(reference)
+    for r in range(rounds + 1):
+        a, b = (PoolState.load(d / f"pool_round_{r:02d}.npz") for d in (reference, other))
+        assert np.array_equal(a.state, b.state) and np.array_equal(a.query_round, b.query_round)

@@ -3,7 +3,6 @@
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from osal.loop.experiment import Experiment
 from osal.records.metrics import read_metrics
 from osal.records.run_state import load_state
 
-from conftest import FAST, ROOT, compose_config, run_train
+from conftest import FAST, ROOT, assert_same_records, compose_config, run_train, wait_until_round_saved
 
 pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
 
@@ -44,13 +43,7 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(strategy, tm
     assert cli(reference, *slow).returncode == 0
 
     process = cli(interrupted, *slow, wait=False)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        saved = load_state(interrupted) if (interrupted / "state.npz").exists() else None
-        if saved is not None and saved.last_round >= 1:
-            time.sleep(0.1)  # into round 2's fits
-            break
-        time.sleep(0.05)
+    wait_until_round_saved(interrupted, 1, process)  # then into round 2's fits
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     last_completed = load_state(interrupted).last_round
@@ -59,11 +52,7 @@ def test_a_run_killed_mid_round_resumes_to_the_uninterrupted_result(strategy, tm
     result = cli(interrupted, *slow)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"after round {last_completed}" in result.stdout
-    assert without_timing(read_metrics(interrupted / "metrics.csv")) == \
-        without_timing(read_metrics(reference / "metrics.csv"))
-    for r in range(4):
-        a, b = (PoolState.load(d / f"pool_round_{r:02d}.npz") for d in (reference, interrupted))
-        assert np.array_equal(a.state, b.state) and np.array_equal(a.query_round, b.query_round)
+    assert_same_records(reference, interrupted, rounds=3)
 
 
 def test_a_finished_run_is_not_run_again_unless_fresh(tmp_path):

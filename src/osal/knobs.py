@@ -109,6 +109,8 @@ PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-t
               64, 32, 16)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
+DDP_STRATEGIES = ("auto", "ddp")
+
 KNOBS: dict[str, Rule] = {
     # the run
     "seed": integer(0, 2**32 - 1, example=1, why="the run's seed"),
@@ -198,7 +200,8 @@ KNOBS: dict[str, Rule] = {
     "trainer.enable_progress_bar": flag(example="true"),
     "trainer.log_every_n_steps": integer(1, example=10),
     "trainer.num_sanity_val_steps": integer(0, example=0),
-    "trainer.strategy": text(example="auto"),
+    "trainer.strategy": choice(*DDP_STRATEGIES, example="ddp", why="one process, or osal's DDP over trainer.devices"),
+    "trainer.sync_batchnorm": flag(example="true"),
     "trainer.num_nodes": integer(1, example=1),
     # annotation projects (conf/annotate.yaml)
     "annotate.unknown_below": number(**PROBABILITY, example=0.5, why="the known probability under which "
@@ -274,6 +277,21 @@ def check_knobs(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r}{what} {problem}; e.g. {key}={rule.example}")
 
 
+def ddp_processes_wanted(trainer_cfg: DictConfig) -> int:
+    """How many processes (devices x nodes) the trainer config asks for: more than one is a DDP run."""
+    import torch
+    devices = trainer_cfg.get("devices", 1)
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if isinstance(devices, (list, tuple, ListConfig)):
+        per_node = len(devices)
+    elif devices == "auto":  # Lightning's auto: every GPU when training on GPUs, one CPU process
+        on_gpu = accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+        per_node = torch.cuda.device_count() if on_gpu else 1
+    else:
+        per_node = int(devices)
+    return per_node * int(trainer_cfg.get("num_nodes", 1) or 1)
+
+
 def check_devices(cfg: DictConfig) -> None:
     """The Trainer's accelerator must exist on this machine: Lightning would raise deep inside Hydra."""
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
@@ -294,6 +312,19 @@ def check_devices(cfg: DictConfig) -> None:
         import torch
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ConfigError("trainer.accelerator=mps but this machine has no Apple GPU; run with trainer=cpu")
+    check_ddp(cfg)
+
+
+def check_ddp(cfg: DictConfig) -> None:
+    """Several processes run as osal's DDP (one process group for the whole run: trainer.strategy is auto or
+    ddp, its rule says), and a step's batch is split evenly between them."""
+    processes = ddp_processes_wanted(cfg.trainer)
+    if processes == 1:
+        return
+    batch_size = cfg.get("data", {}).get("batch_size")
+    if isinstance(batch_size, int) and batch_size % processes:
+        raise ConfigError(f"data.batch_size={batch_size} cannot be split evenly over {processes} DDP processes; "
+                          f"give a multiple of {processes} (each process takes batch_size / {processes} a step)")
 
 
 def check_config(cfg: DictConfig) -> None:

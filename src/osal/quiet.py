@@ -15,5 +15,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system.*")
     # Lightning 2.6 calls a torch pytree API that torch 2.14 deprecates; nothing the user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # DDP: the test metrics are torchmetrics objects, which add up every process's counts themselves
+    warnings.filterwarnings("ignore", message=r".*self\.log\('test_\w+', \.\.\., sync_dist=True\)`.*")
     # a resumed run's CSV log is rewritten whole: osal logs the earlier rounds again before the new ones
     warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from osal.campaign.grid import Run
 from osal.campaign.progress import read_progress, run_dir
 from osal.interrupt import Interrupted, ctrl_c_interrupts
+from osal.loop.processes import quoted
 
 TRAIN = Path(__file__).resolve().parents[2] / "train.py"
 
@@ -31,12 +32,6 @@ class Launch:
     process: subprocess.Popen
     started: float
     rounds_before: int
-
-
-def quoted(value: str) -> str:
-    """A value for a Hydra override, quoted: a run named after an override (`..._al.init_percent=6`) holds an
-    `=` that Hydra's override grammar refuses unquoted."""
-    return "'" + value.replace("'", "\\'") + "'"  # Hydra keeps other backslashes as they are
 
 
 class Scheduler:

@@ -10,12 +10,13 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import v2
 
 from osal.data.active_pool import ActivePool
 from osal.data.batch_augment import BatchAugment
 from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset, IndexedTargets, keep_batch
+from osal.data.shares import contiguous_share
 from osal.data.transforms import test_transform, train_transform
 from osal.errors import ConfigError
 
@@ -41,6 +42,10 @@ class PoolDataModule(L.LightningDataModule):
             the device (the image tensor moves to the GPU once); "per_sample" runs torchvision
             transforms per image in the loader (and its worker processes), the textbook data path.
         seed: seeds the loaders' shuffling.
+
+    Under DDP (a Trainer with several processes) each process trains on its DistributedSampler share with
+    batch_size / processes examples a step, so a step still sees `batch_size` examples as on one device, and
+    tests its contiguous share of the test split; inference loaders take the share they are asked for (`part`).
     """
 
     PIPELINES = ("batched", "per_sample")
@@ -109,16 +114,32 @@ class PoolDataModule(L.LightningDataModule):
         self.with_invalid = bool(with_invalid)
         self._augment_generator = None
 
+    def processes(self) -> tuple[int, int]:
+        """(this process's rank, processes) of the Trainer running this datamodule; (0, 1) outside DDP."""
+        trainer = getattr(self, "trainer", None)
+        world = int(getattr(trainer, "world_size", 1) or 1) if trainer is not None else 1
+        return (int(trainer.global_rank), world) if world > 1 else (0, 1)
+
     def _train_loader(self, dataset: Dataset) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
+        rank, world = self.processes()
+        if self.batch_size % world:
+            raise ConfigError(f"data.batch_size={self.batch_size} cannot be split evenly over {world} DDP processes; "
+                              f"give a multiple of {world} (each process takes batch_size / {world} a step)")
+        batch_size = self.batch_size // world
+        if world > 1:  # an equal share per process (padded by repetition, as DDP needs); Lightning sets its epoch
+            sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+            order = dict(sampler=sampler)
+            examples = len(sampler)
+        else:
+            order = dict(shuffle=True, generator=torch.Generator().manual_seed(self.seed))
+            examples = len(dataset)
         # BatchNorm cannot train on a batch of one example: drop such a trailing batch
-        drop_last = len(dataset) % self.batch_size == 1 and len(dataset) > 1
+        drop_last = examples % batch_size == 1 and examples > 1
         if self.pipeline == "batched":  # the loader only shuffles indices: worker processes would cost more
-            return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
-                              drop_last=drop_last, collate_fn=keep_batch, pin_memory=self.pin_memory)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
-                          drop_last=drop_last, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+            return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, collate_fn=keep_batch,
+                              pin_memory=self.pin_memory, **order)
+        return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, **order)
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         """Batched pipeline: gather the batch's images on its device and augment them there."""
@@ -129,7 +150,9 @@ class PoolDataModule(L.LightningDataModule):
         if self._device_images is None or self._device_images[0] != device:
             self._device_images = (device, self.train_images.to(device))
         if self._augment_generator is None or self._augment_generator.device != device:
-            seed = int(np.random.SeedSequence([self.augment_seed, 2]).generate_state(1)[0])
+            rank, world = self.processes()  # every DDP process draws its own augmentations
+            entropy = [self.augment_seed, 2] if world == 1 else [self.augment_seed, 2, rank]
+            seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
             self._augment_generator = torch.Generator(device=device).manual_seed(seed)
         x = self.batch_augment()(self._device_images[1][indices], self._augment_generator)
         return x, targets, indices
@@ -167,27 +190,34 @@ class PoolDataModule(L.LightningDataModule):
             return self._train_loader(IndexedTargets(targets, indices))
         return self._train_loader(IndexedImageDataset(self.train_images, targets, indices, self.train_transform()))
 
-    def pool_dataloader(self) -> DataLoader:
-        """The unlabeled pool in index order, with the test transform (never augmented)."""
-        indices = self.pool.unlabeled
+    def pool_dataloader(self, part: Optional[tuple[int, int]] = None) -> DataLoader:
+        """The unlabeled pool in index order, with the test transform (never augmented); `part` = (share,
+        shares): that contiguous share of it alone (one DDP process's)."""
+        indices = share_of(self.pool.unlabeled, part)
         return self._inference_loader(self.train_images, np.full(len(indices), -1), indices)
 
-    def labeled_dataloader(self) -> DataLoader:
+    def labeled_dataloader(self, part: Optional[tuple[int, int]] = None) -> DataLoader:
         """The labeled set with the test transform, in index order (for strategies that need it)."""
-        indices = self.pool.labeled
+        indices = share_of(self.pool.labeled, part)
         return self._inference_loader(self.train_images, self.pool.answers[indices], indices)
 
-    def invalid_dataloader(self) -> DataLoader:
+    def invalid_dataloader(self, part: Optional[tuple[int, int]] = None) -> DataLoader:
         """The invalid set (queried unknowns) with the test transform, in index order, as class K."""
-        indices = self.pool.invalid
+        indices = share_of(self.pool.invalid, part)
         return self._inference_loader(self.train_images, np.full(len(indices), self.num_known), indices)
 
     def test_dataloader(self) -> DataLoader:
-        """The known-class part of the test split: accuracy is measured on it alone."""
+        """The known-class part of the test split: accuracy is measured on it alone (under DDP, each process
+        on its contiguous share; the test metrics add up the shares' counts)."""
         if self.known_test is None:
             raise ConfigError("this pool has no test split (an annotation project); measure the exported models "
                               "on data of your own")
-        return self._inference_loader(self.test_images, self.test_labels[self.known_test], self.known_test)
+        known = share_of(self.known_test, self.processes())
+        return self._inference_loader(self.test_images, self.test_labels[known], known)
+
+
+def share_of(indices: np.ndarray, part: Optional[tuple[int, int]]) -> np.ndarray:
+    return indices if part is None else contiguous_share(indices, *part)
 
 
 def channel_stats(images: np.ndarray, chunk_rows: int = 1 << 22) -> tuple[list[float], list[float]]:

@@ -9,6 +9,8 @@ from omegaconf import DictConfig
 
 from osal.build import build
 from osal.data.datamodule import PoolDataModule
+from osal.engine import distributed
+from osal.engine.inference import inference_device
 from osal.engine.roles import fit_seed, role_config
 
 
@@ -24,9 +26,19 @@ class Fit:
 def build_trainer(trainer_cfg: DictConfig, callbacks: Iterable[L.Callback] = (),
                   root_dir: Optional[str] = None, progress_bar: Optional[bool] = None) -> L.Trainer:
     """A fresh Trainer from the `trainer` config; osal writes its own records, so Lightning logs nothing.
-    `progress_bar` overrides trainer.enable_progress_bar (no live bar where output goes to a file)."""
+    `progress_bar` overrides trainer.enable_progress_bar (no live bar where output goes to a file).
+
+    The datamodule splits every set between DDP processes itself (no padded duplicates in testing), so
+    Lightning's own DistributedSampler is off; in a DDP run the Trainer joins the run's process group.
+    """
     overrides = {} if progress_bar is None else {"enable_progress_bar": bool(progress_bar)}
-    return build(trainer_cfg, callbacks=list(callbacks), logger=False, default_root_dir=root_dir, **overrides)
+    if distributed.active():
+        if trainer_cfg.get("strategy", "auto") == "auto":
+            overrides["strategy"] = "ddp"
+        if trainer_cfg.get("sync_batchnorm") and inference_device(trainer_cfg).type != "cuda":
+            overrides["sync_batchnorm"] = False  # torch syncs BatchNorm on GPUs only: on CPUs each process its own
+    return build(trainer_cfg, callbacks=list(callbacks), logger=False, default_root_dir=root_dir,
+                 use_distributed_sampler=False, **overrides)
 
 
 def build_module(cfg: DictConfig, role: str, num_known: int) -> L.LightningModule:

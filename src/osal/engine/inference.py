@@ -1,4 +1,9 @@
-"""Inference for a query: one place, in batches, under inference mode, on the test transform."""
+"""Inference for a query: one place, in batches, under inference mode, on the test transform.
+
+Under DDP each process scores its contiguous share of every set (no example twice, none padded in) and the
+main process gathers the shares in rank order, which is index order: it gets exactly the arrays one process
+would have computed; the others get None.
+"""
 
 from typing import Callable, Optional, Union
 
@@ -8,6 +13,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from osal.data.datamodule import PoolDataModule
+from osal.engine import distributed
 from osal.strategies.base import LABELED_NEEDS, POOL_NEEDS, PoolOutputs, Strategy
 
 
@@ -64,12 +70,28 @@ def inference_device(trainer_cfg: DictConfig) -> torch.device:
     return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
+def scored_by_all(network: torch.nn.Module, loader_of: Callable[[Optional[tuple]], DataLoader],
+                  device: torch.device, **options) -> Optional[dict]:
+    """`run_network` over this process's share of a set (the whole set in one process), gathered on the main
+    process in rank order; None on the others. `loader_of(part)` builds the loader of share `part`."""
+    if not distributed.active():
+        return run_network(network, loader_of(None), device, **options)
+    mine = run_network(network, loader_of((distributed.rank(), distributed.world_size())), device, **options)
+    parts = distributed.gather_to_main(mine)
+    if parts is None:
+        return None
+    joined = distributed.concatenate_parts(parts)
+    joined["scored_by_rank"] = [len(part.get("indices", ())) for part in parts]
+    return joined
+
+
 def collect_outputs(network: torch.nn.Module, datamodule: PoolDataModule, strategy: Union[Strategy, LogitsOnly],
-                    device: torch.device, classifier: Optional[torch.nn.Module] = None) -> PoolOutputs:
+                    device: torch.device, classifier: Optional[torch.nn.Module] = None) -> Optional[PoolOutputs]:
     """Everything `strategy.needs` from the unlabeled pool (and the labeled and invalid sets), as numpy arrays.
 
     `network` is the query model; `classifier`, for a strategy that needs "classifier_logits", the
-    classifier trained on the same labels.
+    classifier trained on the same labels. Under DDP every process calls this together and only the
+    main process gets the outputs (None elsewhere).
     """
     needs = set(strategy.needs)
     unknown = needs - POOL_NEEDS - LABELED_NEEDS
@@ -77,26 +99,29 @@ def collect_outputs(network: torch.nn.Module, datamodule: PoolDataModule, strate
         raise ValueError(f"strategy needs {sorted(unknown)}, which inference cannot produce")
     num_known = datamodule.num_known
     if not needs:
-        return PoolOutputs(datamodule.pool.unlabeled, num_known)
+        return PoolOutputs(datamodule.pool.unlabeled, num_known) if distributed.is_main() else None
+    if "classifier_logits" in needs and classifier is None:
+        raise ValueError("the strategy needs the classifier's logits but no classifier was given")
     wants_mc = bool(needs & {"mc_probabilities", "mc_scores"})
-    pool = run_network(network, datamodule.pool_dataloader(), device, want_features="features" in needs,
-                       mc_samples=strategy.mc_samples if wants_mc else 0,
-                       mc_reduce=strategy.reduce_mc_samples if "mc_scores" in needs else None)
-    if "indices" not in pool:  # an empty pool
-        return PoolOutputs(np.zeros(0, dtype=np.int64), num_known, logits=np.zeros((0, 0), dtype=np.float32))
+    # every process runs the same calls in the same order: each is a collective under DDP
+    pool = scored_by_all(network, datamodule.pool_dataloader, device, want_features="features" in needs,
+                         mc_samples=strategy.mc_samples if wants_mc else 0,
+                         mc_reduce=strategy.reduce_mc_samples if "mc_scores" in needs else None)
     labeled, invalid, classified = {}, {}, {}
     if needs & {"labeled_features", "labeled_logits"}:
-        labeled = run_network(network, datamodule.labeled_dataloader(), device,
-                              want_features="labeled_features" in needs)
+        labeled = scored_by_all(network, datamodule.labeled_dataloader, device,
+                                want_features="labeled_features" in needs)
     if "invalid_features" in needs and len(datamodule.pool.invalid):
-        invalid = run_network(network, datamodule.invalid_dataloader(), device, want_features=True)
+        invalid = scored_by_all(network, datamodule.invalid_dataloader, device, want_features=True)
     if "classifier_logits" in needs:
-        if classifier is None:
-            raise ValueError("the strategy needs the classifier's logits but no classifier was given")
-        classified = run_network(classifier, datamodule.pool_dataloader(), device)
+        classified = scored_by_all(classifier, datamodule.pool_dataloader, device)
+    if pool is None:  # not the main process
+        return None
+    if "indices" not in pool:  # an empty pool
+        return PoolOutputs(np.zeros(0, dtype=np.int64), num_known, logits=np.zeros((0, 0), dtype=np.float32))
     return PoolOutputs(indices=pool["indices"], num_known=num_known, logits=pool["logits"],
                        features=pool.get("features"), mc_probabilities=pool.get("mc_probabilities"),
                        mc_scores=pool.get("mc_scores"),
                        labeled_features=labeled.get("features"), labeled_logits=labeled.get("logits"),
                        labeled_targets=labeled.get("targets"), classifier_logits=classified.get("logits"),
-                       invalid_features=invalid.get("features"))
+                       invalid_features=invalid.get("features"), scored_by_rank=pool.get("scored_by_rank"))

@@ -6,6 +6,7 @@ after it. Round 0 tests the classifier trained on the initial set; round R the o
 trained after the last query.
 """
 
+import contextlib
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from osal.build import build
 from osal.data.datamodule import PoolDataModule
 from osal.data.split import OpenSetSplit
+from osal.engine import distributed
 from osal.engine.fit import Fit, fit_role
 from osal.errors import ConfigError
 from osal.folders import check_writable, exclusive_use
@@ -83,11 +85,13 @@ class Experiment:
     # -- the run, top to bottom ----------------------------------------------------------
     def run(self) -> dict:
         """Run (or resume) the loop; a second command on the same run directory meanwhile is refused."""
-        with exclusive_use(self.output_dir, "src/train.py"):
+        # under DDP the main process alone holds the directory, decides and writes; the others follow it
+        main = distributed.is_main()
+        with exclusive_use(self.output_dir, "src/train.py") if main else contextlib.nullcontext():
             run_started = time.perf_counter()
             strategy = self.check_before_start()
-            saved = load_state(self.output_dir)
-            finished = self.finished_run(saved)
+            saved = distributed.broadcast_from_main(load_state(self.output_dir) if main else None)
+            finished = distributed.broadcast_from_main(self.finished_run(saved) if main else None)
             if finished is not None:
                 return finished
             loop = self.start_or_resume(strategy, saved)
@@ -105,6 +109,8 @@ class Experiment:
         """Everything that can be refused before any data is read; returns the strategy."""
         strategy = build(self.cfg.strategy.selector)  # its parameters are checked here
         validate_strategy(self.cfg, strategy)
+        if not distributed.is_main():
+            return strategy  # the main process checks and clears the records
         check_logger_can_start(self.cfg)
         foreign = foreign_records(self.output_dir)
         if foreign:
@@ -121,13 +127,16 @@ class Experiment:
         validate_against_data(self.cfg, split)
         loop = Loop(split, datamodule, strategy,
                     query_rng=np.random.default_rng(np.random.SeedSequence([self.seed, 1])),
-                    table=MetricsTable(os.path.join(self.output_dir, "metrics.csv")), logger=None)
+                    table=MetricsTable(os.path.join(self.output_dir, "metrics.csv") if distributed.is_main() else None),
+                    logger=None)
         if saved is not None:
             datamodule.pool.load_state_dict(saved.pool)
             loop.query_rng.bit_generator.state = saved.rng_state
             loop.queries = saved.queries
             strategy.load_state_dict(saved.strategy_state)
-            loop.table.restore(saved.last_round)
+            if distributed.is_main():
+                loop.table.restore(saved.last_round)
+            loop.table.rows = distributed.broadcast_from_main(loop.table.rows)
             loop.first_round = saved.last_round + 1
             log.info("resuming %s after round %d", self.output_dir, saved.last_round)
         cfg = self.cfg
@@ -135,6 +144,8 @@ class Experiment:
                  cfg.dataset.name, cfg.mismatch, split.num_known, cfg.strategy.name, self.seed, self.rounds,
                  cfg.al.query_size)
         log.info(table_header())
+        if not distributed.is_main():
+            return loop
         loop.logger = open_logger(cfg, self.output_dir)
         for row in loop.table.rows:  # a resumed run's logger starts afresh: give it the rounds done before
             log_row(loop.logger, row)
@@ -144,7 +155,7 @@ class Experiment:
         """Rounds first_round..R; returns (why the run ended early or None, why it stopped or None)."""
         started = time.perf_counter()
         for r in range(loop.first_round, self.rounds + 1):
-            stopped = self.too_late_for(r, loop.table.rows, loop.strategy)
+            stopped = distributed.broadcast_from_main(self.too_late_for(r, loop.table.rows, loop.strategy))
             if stopped:
                 log.info(stopped)
                 return None, stopped
@@ -185,6 +196,10 @@ class Experiment:
         tested = classifier.trainer.test(classifier.module, datamodule=loop.datamodule, verbose=False)[0]
         row = self.make_row(r, counts, loop.queries.pop(r, None), tested, fit_seconds, loop.split)
         loop.table.append(row)
+        distributed.check_same_everywhere(f"pool states after round {r}",
+                                          distributed.digest(*pool.state_dict().values()))
+        if not distributed.is_main():
+            return row
         pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
         # the round is complete once its state is saved: a crash from here on loses nothing of it
         RunState(r, pool.state_dict(), loop.query_rng.bit_generator.state, loop.queries, self.config,
@@ -201,6 +216,8 @@ class Experiment:
                    "setup_seconds": setup_seconds, "loop_seconds": loop_seconds}
         if stopped:  # unfinished: no summary.json, and the same command continues it
             return {**summary, "stopped": stopped}
+        if not distributed.is_main():
+            return summary
         write_summary(self.output_dir, summary)
         return summary
 
@@ -213,7 +230,7 @@ class Experiment:
             query: Optional[QueryCallback] = None) -> Fit:
         """Fit a fresh module of `role`; its seconds leave out the query's inference and selection."""
         callbacks = [query] if query is not None else []
-        live = bool(self.cfg.trainer.get("enable_progress_bar", True)) and on_terminal()
+        live = bool(self.cfg.trainer.get("enable_progress_bar", True)) and on_terminal() and distributed.is_main()
         if live:
             callbacks.append(RoundProgressBar(round_index, self.rounds, role))
         fit = fit_role(self.cfg, role, round_index, datamodule, callbacks, root_dir=self.output_dir,

@@ -91,7 +91,7 @@ class ClassifierModule(L.LightningModule):
         if not torch.isfinite(mean):
             raise DivergenceError(f"the {self.role}'s training loss became {mean.item()} in epoch "
                                   f"{self.current_epoch}; lower optimizer.lr or check the data")
-        self.log("train_loss", mean, prog_bar=True)
+        self.log("train_loss", mean, prog_bar=True, sync_dist=True)  # DDP: the mean of the processes' means
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y, _ = batch

@@ -19,9 +19,10 @@ TABLE = [("round", "round", "{:>5d}"), ("n_labeled", "labeled", "{:>8d}"), ("n_i
 
 
 class MetricsTable:
-    """The rows of metrics.csv, one per round, kept in memory and flushed whole after each round."""
+    """The rows of metrics.csv, one per round, kept in memory and flushed whole after each round (`path` None:
+    in memory alone, as in a DDP process that is not the main one)."""
 
-    def __init__(self, path: Union[str, os.PathLike]):
+    def __init__(self, path: Optional[Union[str, os.PathLike]]):
         self.path = path
         self.rows = []
 
@@ -41,6 +42,8 @@ class MetricsTable:
         self._flush()
 
     def _flush(self) -> None:
+        if self.path is None:
+            return
         lines = [",".join(COLUMNS)]
         for row in self.rows:
             lines.append(",".join(_csv_value(row[c]) for c in COLUMNS))

@@ -7,10 +7,16 @@ A knob in RESULT_NEUTRAL changes how a run is watched, fed or paced, never its n
 - the report does not tell runs apart by it (except al.rounds, which changes where a run ends).
 """
 
+MISSING = object()
+
 # knobs that change how a run is watched, fed or paced, not what it computes
 RESULT_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
                   "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
                   "dataset.source.download", "cache_dir", "dataset.source.cache_dir", "deadline")
+
+# knobs added after runs were recorded, with the value that computes what those runs computed: a saved config
+# without the key resumes under that value
+ADDED_LATER = {"trainer.strategy": "auto", "trainer.num_nodes": 1, "trainer.sync_batchnorm": True}
 
 # what a run directory's name already says (conf/hydra/default.yaml: run.dir and sweep.subdir)
 NAMED_IN_DIRECTORY = ("dataset", "mismatch", "strategy", "seed")
@@ -30,7 +36,7 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list:
         name = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, name + ".")
-        elif a != b:
+        elif a != b and not (key not in saved and ADDED_LATER.get(name, MISSING) == b):
             diffs.append(name)
     return diffs
 

@@ -39,6 +39,7 @@ class PoolOutputs:
     labeled_targets: Optional[np.ndarray] = None
     classifier_logits: Optional[np.ndarray] = None
     invalid_features: Optional[np.ndarray] = None
+    scored_by_rank: Optional[list] = None  # under DDP, how many pool rows each process scored (bookkeeping)
 
     def __post_init__(self) -> None:
         self.indices = np.asarray(self.indices, dtype=np.int64)
