@@ -105,7 +105,9 @@ class Project:
             data_cfg = OmegaConf.merge(data_cfg, {"_target_": "osal.data.datamodule.PoolDataModule"})
         factory = build(data_cfg)
         if images is None:
-            return factory(images=lambda: np.load(self.path(IMAGES_FILE)), pool=self.pool, mean=self.mean,
+            # memory-mapped: a pool beyond data.memory_budget is read a batch at a time, a smaller one copied in
+            return factory(images=lambda: np.load(self.path(IMAGES_FILE), mmap_mode="r"), pool=self.pool,
+                           mean=self.mean,
                            std=self.std)
         return factory(images=images, pool=new_state(len(images), self.num_known)[0], mean=self.mean, std=self.std)
 

@@ -15,7 +15,8 @@ from torchvision.transforms import v2
 
 from osal.data.active_pool import ActivePool
 from osal.data.batch_augment import BatchAugment
-from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset, IndexedTargets, keep_batch
+from osal.data.image_rows import ImageRows, physical_memory
+from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset, IndexedRows, IndexedTargets, keep_batch
 from osal.data.shares import contiguous_share
 from osal.data.transforms import test_transform, train_transform
 from osal.errors import ConfigError
@@ -42,6 +43,10 @@ class PoolDataModule(L.LightningDataModule):
             the device (the image tensor moves to the GPU once); "per_sample" runs torchvision
             transforms per image in the loader (and its worker processes), the textbook data path.
         seed: seeds the loaders' shuffling.
+        memory_budget: bytes of decoded images a split may occupy in memory (None: half of this machine's
+            RAM). A larger split is read a batch at a time (osal.data.image_rows), from the decode cache's
+            file without its pages staying resident, the batched pipeline gathering each training batch in
+            the loader (its `num_workers` read ahead) instead of from one tensor on the device.
 
     Under DDP (a Trainer with several processes) each process trains on its DistributedSampler share with
     batch_size / processes examples a step, so a step still sees `batch_size` examples as on one device, and
@@ -54,7 +59,8 @@ class PoolDataModule(L.LightningDataModule):
                  test_labels: Optional[np.ndarray] = None, mean: Optional[Sequence[float]] = None,
                  std: Optional[Sequence[float]] = None, augment: Optional[Mapping[str, Any]] = None,
                  batch_size: int = 128, inference_batch_size: int = 1024, num_workers: int = 0,
-                 pin_memory: bool = False, pipeline: str = "batched", seed: int = 0) -> None:
+                 pin_memory: bool = False, pipeline: str = "batched", seed: int = 0,
+                 memory_budget: Optional[float] = None) -> None:
         super().__init__()
         if pipeline not in self.PIPELINES:
             raise ConfigError(f"data.pipeline={pipeline!r} is not one of {', '.join(self.PIPELINES)}; "
@@ -74,6 +80,7 @@ class PoolDataModule(L.LightningDataModule):
         self.pin_memory = bool(pin_memory)
         self.seed = int(seed)
         self.pipeline = pipeline
+        self.memory_budget = int(memory_budget) if memory_budget is not None else physical_memory() // 2
         self.augment_seed = self.seed
         self.with_invalid = False  # what the current fit trains on: set by `begin_fit`
         self._augment_generator = None
@@ -96,15 +103,30 @@ class PoolDataModule(L.LightningDataModule):
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ConfigError(f"dataset.mean/std have {len(self.mean)}/{len(self.std)} values but the images have "
                               f"{self.channels} channel(s); give one value per channel or null to compute them")
-        # NHWC -> NCHW in a writable copy (a cached source hands over read-only memory maps)
-        self.train_images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+        self.train_images = self._held("pool", images)
         self._images = None  # the tensor is the one copy kept
         test_images, test_labels = self._test
         if test_images is not None:
-            self.test_images = torch.from_numpy(np.asarray(test_images).transpose(0, 3, 1, 2).copy())
+            self.test_images = self._held("test", np.asarray(test_images))
             self.test_labels = np.asarray(test_labels)
             self.known_test = np.flatnonzero(self.test_labels < self.num_known)
             self._test = None
+
+    def _held(self, split: str, images: np.ndarray) -> Union[torch.Tensor, ImageRows]:
+        """Within the memory budget, an NCHW tensor (a writable copy: a cached source hands over read-only
+        memory maps); beyond it, rows read a batch at a time."""
+        if images.nbytes <= self.memory_budget:
+            return torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+        rows = ImageRows(images)
+        where = "read from its decode cache file" if rows.from_file else "indexed where it lies"
+        log.info("the %s images (%.2f GB decoded) exceed data.memory_budget (%.2f GB): %s a batch at a time",
+                 split, images.nbytes / 1e9, self.memory_budget / 1e9, where)
+        return rows
+
+    @property
+    def images_in_memory(self) -> bool:
+        """Whether the pool's images are one in-memory tensor (else ImageRows, read a batch at a time)."""
+        return torch.is_tensor(self.train_images)
 
     # -- loaders ---------------------------------------------------------------------
     def begin_fit(self, seed: int, with_invalid: bool) -> None:
@@ -135,26 +157,31 @@ class PoolDataModule(L.LightningDataModule):
             examples = len(dataset)
         # BatchNorm cannot train on a batch of one example: drop such a trailing batch
         drop_last = examples % batch_size == 1 and examples > 1
-        if self.pipeline == "batched":  # the loader only shuffles indices: worker processes would cost more
+        if self.pipeline == "batched":
+            # in memory the loader only shuffles indices (worker processes would cost more); read a batch at a
+            # time, its workers read the next batches ahead
+            workers = 0 if self.images_in_memory else self.num_workers
             return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, collate_fn=keep_batch,
-                              pin_memory=self.pin_memory, **order)
+                              pin_memory=self.pin_memory, num_workers=workers, persistent_workers=False, **order)
         return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0, **order)
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         """Batched pipeline: gather the batch's images on its device and augment them there."""
         images, targets, indices = batch
-        if images is not None:  # inference and test batches arrive transformed
+        if images is not None and images.dtype != torch.uint8:  # inference and test batches arrive transformed
             return batch
         device = targets.device
-        if self._device_images is None or self._device_images[0] != device:
-            self._device_images = (device, self.train_images.to(device))
+        if images is None:  # in memory: gathered from the tensor moved to the device once
+            if self._device_images is None or self._device_images[0] != device:
+                self._device_images = (device, self.train_images.to(device))
+            images = self._device_images[1][indices]
         if self._augment_generator is None or self._augment_generator.device != device:
             rank, world = self.processes()  # every DDP process draws its own augmentations
             entropy = [self.augment_seed, 2] if world == 1 else [self.augment_seed, 2, rank]
             seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
             self._augment_generator = torch.Generator(device=device).manual_seed(seed)
-        x = self.batch_augment()(self._device_images[1][indices], self._augment_generator)
+        x = self.batch_augment()(images, self._augment_generator)
         return x, targets, indices
 
     def training_batches(self, device: Union[str, torch.device] = "cpu") -> Iterator[Batch]:
@@ -186,8 +213,10 @@ class PoolDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Labeled examples with their class; for a fit `begin_fit` set `with_invalid`, invalid ones as class K."""
         indices, targets = self.pool.training_set(self.with_invalid)
-        if self.pipeline == "batched":
+        if self.pipeline == "batched" and self.images_in_memory:
             return self._train_loader(IndexedTargets(targets, indices))
+        if self.pipeline == "batched":  # the loader gathers each batch's raw images, augmented after transfer
+            return self._train_loader(IndexedRows(self.train_images, targets, indices))
         return self._train_loader(IndexedImageDataset(self.train_images, targets, indices, self.train_transform()))
 
     def pool_dataloader(self, part: Optional[tuple[int, int]] = None) -> DataLoader:

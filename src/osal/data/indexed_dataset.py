@@ -1,10 +1,13 @@
 """A map-style dataset over in-memory images that also returns each example's global index."""
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from osal.data.image_rows import ImageRows
 
 
 class IndexedImageDataset(Dataset):
@@ -86,3 +89,17 @@ class IndexedTargets(Dataset):
 def keep_batch(batch: tuple) -> tuple:
     """collate_fn for datasets whose `__getitems__` already returns a whole batch."""
     return batch
+
+
+class IndexedRows(IndexedTargets):
+    """(raw uint8 images, targets, global indices) of a batch of positions: the batched pipeline's training
+    batches when the images are read a batch at a time (osal.data.image_rows) rather than held on the device.
+    Use with `collate_fn=keep_batch`; `PoolDataModule.on_after_batch_transfer` augments them."""
+
+    def __init__(self, images: "ImageRows", targets: np.ndarray, indices: np.ndarray) -> None:
+        super().__init__(targets, indices)
+        self.images = images
+
+    def __getitems__(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        _, targets, indices = super().__getitems__(positions)
+        return self.images[indices], targets, indices

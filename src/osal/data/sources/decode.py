@@ -3,7 +3,7 @@
 import logging
 import math
 import os
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -68,6 +68,10 @@ def _read(path: Union[str, os.PathLike], mode: str, image_size: Optional[int], r
         return np.asarray(img, dtype=np.uint8)
 
 
+def _in_memory(shape: tuple) -> np.ndarray:
+    return np.empty(shape, dtype=np.uint8)
+
+
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -83,7 +87,8 @@ def unreadable_error(problems: Sequence[tuple[Union[str, os.PathLike], str]]) ->
 
 
 def decode_images(paths: Sequence[Union[str, os.PathLike]], mode: str = "RGB", image_size: Optional[int] = None,
-                  desc: str = "images", report: FileReport = None) -> np.ndarray:
+                  desc: str = "images", report: FileReport = None,
+                  allocate: Callable[[tuple], np.ndarray] = None) -> np.ndarray:
     """Decode `paths` into one uint8 array of shape (N, H, W, C).
 
     Args:
@@ -93,6 +98,8 @@ def decode_images(paths: Sequence[Union[str, os.PathLike]], mode: str = "RGB", i
         desc: what is being decoded, for the progress log lines.
         report: collects the conversions worth a word (16-bit images scaled to 8 bits); without one
             they are logged here, once.
+        allocate: makes the (N, H, W, C) uint8 array the images are decoded into, once the first image
+            gives H and W (default np.empty; the decode cache passes files on disk).
     Raises ConfigError naming every file that cannot be read, after trying them all.
     """
     if mode not in ("RGB", "L"):
@@ -116,7 +123,7 @@ def decode_images(paths: Sequence[Union[str, os.PathLike]], mode: str = "RGB", i
             continue
         if out is None:
             # Allocate once from the first image: appending then stacking would need twice the memory.
-            out = np.empty((n, pixels.shape[0], pixels.shape[1], channels), dtype=np.uint8)
+            out = (allocate or _in_memory)((n, pixels.shape[0], pixels.shape[1], channels))
             first = path
         elif pixels.shape[:2] != out.shape[1:3]:
             raise ConfigError(

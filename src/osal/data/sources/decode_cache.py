@@ -8,7 +8,9 @@ so a stale entry is never read; it just stays on disk until the cache folder is 
 
 Layout: `<cache_dir>/<name>-<key>/{train_images.npy, test_images.npy, source.json}`.
 An entry is written into a temporary folder and renamed into place, so a crash or a
-concurrent job never leaves a half-written entry under the final name.
+concurrent job never leaves a half-written entry under the final name. The images are
+decoded straight into the entry's files (`decode_into_entry`), their space reserved first:
+decoding a folder larger than memory holds one image at a time.
 """
 
 import hashlib
@@ -16,7 +18,7 @@ import json
 import logging
 import os
 import re
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -76,21 +78,64 @@ def read_entry(cache_dir: Union[str, os.PathLike], name: str, key: str) -> Optio
         return None
 
 
-def write_entry(cache_dir: Union[str, os.PathLike], name: str, key: str, images: dict, description: dict) -> None:
-    """Store `images` ({split: array}) under the key; a cache that cannot be written is only a warning."""
+class SplitWriter:
+    """The (N, H, W, C) array `decode_images` fills, written row by row into the train and test files."""
+
+    def __init__(self, train: np.ndarray, test: np.ndarray) -> None:
+        self.parts = (train, test)
+        self.shape = (len(train) + len(test), *train.shape[1:])
+
+    def __setitem__(self, row: int, pixels: np.ndarray) -> None:
+        train, test = self.parts
+        if row < len(train):
+            train[row] = pixels
+        else:
+            test[row - len(train)] = pixels
+
+
+def _reserved_memmap(path: str, rows: int, row_shape: tuple) -> np.ndarray:
+    """A new .npy file of `rows` uint8 images, mapped for writing, its disk space reserved now: a full disk is
+    an OSError here, not a SIGBUS in the middle of decoding."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, *row_shape))
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
+    return array
+
+
+def decode_into_entry(cache_dir: Union[str, os.PathLike], name: str, key: str, train_rows: int,
+                      decode: Callable[[Callable[[tuple], SplitWriter]], list],
+                      description: dict) -> Optional[dict[str, np.ndarray]]:
+    """Decode straight into a new entry and return it (memory-mapped), or None when the cache cannot be
+    written (a warning; the caller decodes in memory).
+
+    `decode(allocate)` decodes every train then test image into `allocate(shape)` and returns the notes of
+    what it converted; its own errors (unreadable files) propagate and leave no entry.
+    """
     folder = _entry_dir(cache_dir, name, key)
-    parent = os.path.dirname(folder)
     try:
         with staging_folder(folder) as staging:
-            for split in SPLITS:
-                np.save(os.path.join(staging, f"{split}_images.npy"), images[split])
+            written = []
+
+            def allocate(shape: tuple) -> SplitWriter:
+                files = [_reserved_memmap(os.path.join(staging, f"{split}_images.npy"), rows, shape[1:])
+                         for split, rows in (("train", train_rows), ("test", shape[0] - train_rows))]
+                written.extend(files)
+                return SplitWriter(*files)
+
+            notes = decode(allocate)
+            for array in written:
+                array.flush()
+            del written[:]
             with open(os.path.join(staging, "source.json"), "w") as f:
-                json.dump(description, f, indent=1)
+                json.dump({**description, "notes": notes}, f, indent=1)
             os.rename(staging, folder)  # atomic; fails if another job stored the same entry first
     except OSError as err:
-        if read_entry(cache_dir, name, key) is not None:
-            return  # another job stored the same entry first
-        log.warning("could not write the decode cache under %s (%s); the next run decodes again. "
-                    "Set cache_dir to a writable folder, or to null to silence this", parent, brief(err))
-        return
+        entry = read_entry(cache_dir, name, key)
+        if entry is not None:
+            return entry  # another job stored the same entry first
+        log.warning("could not write the decode cache under %s (%s); decoding in memory, and the next run decodes "
+                    "again. Set cache_dir to a writable folder with room, or to null to silence this",
+                    os.path.dirname(folder), brief(err))
+        return None
     log.info("cached the decoded images in %s", folder)
+    return read_entry(cache_dir, name, key)

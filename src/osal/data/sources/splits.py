@@ -2,13 +2,13 @@
 
 import logging
 import os
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
 from osal.data.sources.base import ImageArrays
 from osal.data.sources.decode import decode_images
-from osal.data.sources.decode_cache import cache_key, read_entry, write_entry
+from osal.data.sources.decode_cache import cache_key, decode_into_entry, read_entry
 from osal.data.sources.listing import FileReport
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,28 @@ def decode_splits(train_paths: Sequence[Union[str, os.PathLike]], train_labels: 
             return arrays(cached["train"], cached["test"])
     listed = FileReport() if report is None else report
     converted = FileReport()  # kept apart from what listing skipped: the cache entry remembers it
-    images = decode_images(list(train_paths) + list(test_paths), mode, image_size, desc, converted)
-    notes = converted.lines()
-    listed.merge(converted)
-    listed.log(desc)
-    n = len(train_paths)
-    result = arrays(images[:n], images[n:])
-    if key is not None:
-        write_entry(cache_dir, desc, key, {"train": result.train_images, "test": result.test_images},
-                                 {"description": desc, "train": n, "test": len(test_paths), "mode": mode,
-                                  "image_size": image_size, "classes": list(class_names), "notes": notes})
-    return result
+    paths, n = list(train_paths) + list(test_paths), len(train_paths)
+
+    said = []
+
+    def decode(allocate: Optional[Callable] = None) -> np.ndarray:
+        images = decode_images(paths, mode, image_size, desc, converted, allocate=allocate)
+        if not said:  # once, also when the cache could not take the images and they are decoded again
+            listed.merge(converted)
+            listed.log(desc)
+            said.append(True)
+        return images
+
+    def decode_noting(allocate: Callable) -> list:
+        decode(allocate)
+        return converted.lines()
+
+    if key is not None and n:
+        # decoded straight into the cache entry's files: a folder larger than memory is never held whole
+        description = {"description": desc, "train": n, "test": len(test_paths), "mode": mode,
+                       "image_size": image_size, "classes": list(class_names)}
+        entry = decode_into_entry(cache_dir, desc, key, n, decode_noting, description)
+        if entry is not None:
+            return arrays(entry["train"], entry["test"])
+    images = decode()
+    return arrays(images[:n], images[n:])
