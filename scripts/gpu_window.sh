@@ -9,11 +9,13 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl hydra-core==1.3.8 omegaconf==2.3.1 finch-clust==0.2.3
 #   python3 -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3                # no wheel on PyPI
-# Then, with the device tool: run(command="scripts/gpu_window.sh 555 [packing]", carry=[".whl", ".devdata"],
+# Then, with the device tool: run(command="scripts/gpu_window.sh 555 [packing] [mmap]", carry=[".whl", ".devdata"],
 #   timeout_s=600); here: tar xzf /work/.device/.../campaign.tgz && python src/campaign.py status <dir>.
 # SECONDS is the whole window after set-up (keep it a minute under timeout_s); "packing" first measures
 # benchmarks/packing.py (about 2-3 minutes, taken out of the window) into $OUT/packing.txt and .json, and runs the
-# campaign with the runs at once it found best; without it, PER_GPU (default 4) runs at once.
+# campaign with the runs at once it found best; without it, PER_GPU (default 4) runs at once. "mmap" first times one
+# CIFAR-10 round on the GPU with the images in memory and read a batch at a time from the decode cache
+# (data.memory_budget=1e6: what the path for pools larger than memory costs there) into $OUT/mmap.txt (~3 min).
 set -euo pipefail
 WINDOW=${1:?seconds for the campaign}
 END=$((SECONDS + WINDOW))
@@ -30,7 +32,15 @@ python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightnin
 mkdir -p /tmp/osal-data
 [ -d /tmp/osal-data/cifar10 ] || python3 .devdata/materialize.py /tmp/osal-data cifar10
 PER_GPU=${PER_GPU:-4}
-if [ "${2:-}" = packing ]; then
+if [[ " ${*:2} " == *" mmap "* ]]; then
+    for budget in null 1000000; do   # the first run also fills the decode cache; the comparison is of fit_s
+        timeout 170 python3 src/train.py dataset=cifar10 data_dir=/tmp/osal-data trainer=gpu al.rounds=1 \
+            trainer.max_epochs=10 data.num_workers=8 logger=none trainer.enable_progress_bar=false fresh=true \
+            data.memory_budget=$budget hydra.run.dir=/tmp/osal-mmap-$budget 2>&1 | tail -4 | sed "s/^/budget=$budget: /" \
+            | tee -a "$OUT/mmap.txt" || true
+    done
+fi
+if [[ " ${*:2} " == *" packing "* ]]; then
     # cut short at 180 s: the rows measured by then are kept in the JSON, and the campaign gets the rest
     timeout 180 python3 benchmarks/packing.py --data-dir /tmp/osal-data --concurrency 1,2,4,8 --modes eager,reduce-overhead \
         --epochs "${PACKING_EPOCHS:-4}" --json "$OUT/packing.json" | tee "$OUT/packing.txt" || true

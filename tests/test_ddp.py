@@ -245,3 +245,17 @@ def test_ddp_knobs_are_refused_with_one_sentence():
     for overrides, named in cases.items():
         with pytest.raises(ConfigError, match=re.escape(named)):
             check_config(compose_config(["trainer=cpu", *overrides]))
+
+
+@pytest.mark.slow
+def test_torchrun_processes_join_one_run_with_the_records_of_a_local_two_process_run(tmp_path):
+    local, launched = tmp_path / "local", tmp_path / "torchrun"
+    args = [*TWO, *RUN, "al.rounds=2", "trainer.max_epochs=2"]
+    assert run_train(*args, f"hydra.run.dir={local}").returncode == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "src/train.py"]
+    result = subprocess.run([*torchrun, *args, f"hydra.run.dir={launched}"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "started on this machine" not in result.stdout  # torchrun's processes, none of osal's own
+    assert result.stdout.count("results in") == 1 and len(scored_lines(result.stdout)) == 2
+    assert_same_records(local, launched, rounds=2)

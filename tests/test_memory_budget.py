@@ -100,3 +100,10 @@ def test_a_run_beyond_the_budget_equals_the_run_in_memory(tmp_path):
     assert "exceed data.memory_budget (0.00 GB): read from its decode cache file a batch at a time" in result.stdout
     assert_same_records(held, read, rounds=2)
     assert read_metrics(read / "metrics.csv")[-1]["test_accuracy"] >= 0.0
+
+
+def test_channel_statistics_read_from_the_file_equal_those_of_the_array(cached_array):
+    from osal.data.datamodule import channel_stats
+    images, mapped = cached_array
+    for chunk in (7, 1000, 1 << 22):  # chunks that cut through images, and one holding them all
+        assert channel_stats(ImageRows(mapped), chunk) == channel_stats(images, chunk)

@@ -6,7 +6,8 @@ import warnings
 
 def quiet_lightning() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
-                 "lightning.fabric.utilities.seed"):
+                 "lightning.fabric.utilities.seed",
+             "lightning.pytorch.trainer.connectors.signal_connector"):  # "SLURM auto-requeueing enabled" per fit
         logging.getLogger(name).setLevel(logging.WARNING)
     # in-memory tensors need no loader workers on the CPU; Lightning would warn on every fit
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")

@@ -98,12 +98,13 @@ class PoolDataModule(L.LightningDataModule):
         if images.ndim != 4 or len(images) != len(self.pool):
             raise ValueError(f"the pool has {len(self.pool)} entries but the images array has shape {images.shape}")
         self.image_size, self.channels = images.shape[1], images.shape[3]
-        if self.mean is None or self.std is None:
-            self.mean, self.std = channel_stats(images)
+        held = self._held("pool", images)
+        if self.mean is None or self.std is None:  # read through `held` beyond the budget: no pages kept resident
+            self.mean, self.std = channel_stats(images if torch.is_tensor(held) else held)
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ConfigError(f"dataset.mean/std have {len(self.mean)}/{len(self.std)} values but the images have "
                               f"{self.channels} channel(s); give one value per channel or null to compute them")
-        self.train_images = self._held("pool", images)
+        self.train_images = held
         self._images = None  # the tensor is the one copy kept
         test_images, test_labels = self._test
         if test_images is not None:
@@ -249,15 +250,24 @@ def share_of(indices: np.ndarray, part: Optional[tuple[int, int]]) -> np.ndarray
     return indices if part is None else contiguous_share(indices, *part)
 
 
-def channel_stats(images: np.ndarray, chunk_rows: int = 1 << 22) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std in [0, 1] units of a uint8 (N, H, W, C) array, in bounded memory."""
-    flat = images.reshape(-1, images.shape[-1])
-    total = np.zeros(flat.shape[1])
-    total_sq = np.zeros(flat.shape[1])
-    for start in range(0, len(flat), chunk_rows):
-        chunk = flat[start:start + chunk_rows].astype(np.float64) / 255.0
+def channel_stats(images: Union[np.ndarray, ImageRows], chunk_rows: int = 1 << 22) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units of uint8 (N, H, W, C) images (an array, or ImageRows read
+    from their file in the same chunks, so both give the same numbers), in bounded memory."""
+    if isinstance(images, ImageRows):
+        channels, pixels = images.row_shape[-1], len(images) * images.row_bytes // images.row_shape[-1]
+        read = images.pixels
+    else:
+        flat = images.reshape(-1, images.shape[-1])
+        channels, pixels = flat.shape[1], len(flat)
+
+        def read(start: int, stop: int) -> np.ndarray:
+            return flat[start:stop]
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    for start in range(0, pixels, chunk_rows):
+        chunk = read(start, start + chunk_rows).astype(np.float64) / 255.0
         total += chunk.sum(axis=0)
         total_sq += np.square(chunk).sum(axis=0)
-    mean = total / len(flat)
-    std = np.sqrt(np.maximum(total_sq / len(flat) - mean ** 2, 1e-12))
+    mean = total / pixels
+    std = np.sqrt(np.maximum(total_sq / pixels - mean ** 2, 1e-12))
     return [float(m) for m in mean], [float(s) for s in std]

@@ -50,6 +50,25 @@ class ImageRows:
         images = torch.from_numpy(rows).permute(0, 3, 1, 2)
         return images[0] if single else images
 
+    def pixels(self, start: int, stop: int) -> np.ndarray:
+        """Pixels start..stop-1 of the images taken as one (N*H*W, C) array (for per-channel statistics)."""
+        channels = self.row_shape[-1]
+        if not self.from_file:
+            return self.array.reshape(-1, channels)[start:stop]
+        stop = min(stop, len(self.array) * self.row_bytes // channels)
+        out = np.empty((max(stop - start, 0), channels), dtype=np.uint8)
+        self._pread(memoryview(out.reshape(-1)), self.offset + start * channels)
+        return out
+
+    def _pread(self, target: memoryview, where: int) -> None:
+        fd = self._file()
+        while len(target):
+            got = os.preadv(fd, [target], where)
+            if got <= 0:
+                raise OSError(f"{self.path} ended early (at byte {where}): the decode cache entry is damaged; "
+                              "delete it and run again")
+            target, where = target[got:], where + got
+
     def _read(self, positions: np.ndarray) -> np.ndarray:
         """The rows at `positions`, in that order: sorted, each run of consecutive rows read in one pread."""
         order = np.argsort(positions, kind="stable")
@@ -59,16 +78,9 @@ class ImageRows:
             return buffer
         flat = buffer.reshape(-1)
         breaks = np.flatnonzero(np.diff(ascending) != 1) + 1
-        fd = self._file()
         for start, end in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [len(ascending)]])):
-            target = memoryview(flat[start * self.row_bytes:end * self.row_bytes])
-            where = self.offset + int(ascending[start]) * self.row_bytes
-            while len(target):
-                got = os.preadv(fd, [target], where)
-                if got <= 0:
-                    raise OSError(f"{self.path} ended before image row {int(ascending[start])}: the decode cache "
-                                  "entry is damaged; delete it and run again")
-                target, where = target[got:], where + got
+            self._pread(memoryview(flat[start * self.row_bytes:end * self.row_bytes]),
+                        self.offset + int(ascending[start]) * self.row_bytes)
         rows = np.empty_like(buffer)
         rows[order] = buffer
         return rows

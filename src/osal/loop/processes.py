@@ -106,6 +106,11 @@ def ddp_processes(cfg: DictConfig, hydra_cfg: DictConfig, script: str) -> Iterat
                                 world_size=count, timeout=TIMEOUT)
         if processes.rank != 0:  # the main process alone reports: the others print warnings and errors only
             logging.getLogger("osal").setLevel(logging.WARNING)
+            # and write nothing into the run's log file (SLURM and torchrun tasks each set up Hydra's logging)
+            root = logging.getLogger()
+            for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+                root.removeHandler(handler)
+                handler.close()
         watch_children(processes.children)
         yield processes
         dist.barrier()  # every process done with its collectives before any closes its connections

@@ -78,28 +78,42 @@ def read_entry(cache_dir: Union[str, os.PathLike], name: str, key: str) -> Optio
         return None
 
 
+class RowFile:
+    """A new .npy file of `rows` uint8 images, written row by row with pwrite, its disk space reserved up front:
+    a full disk is an OSError here rather than a SIGBUS halfway, and the rows written never become this
+    process's resident memory (a memory map written in place would keep every page it touched)."""
+
+    def __init__(self, path: str, rows: int, row_shape: tuple) -> None:
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, *row_shape))
+        self.offset, self.row_bytes, self.rows = int(header.offset), int(np.prod(row_shape)), rows
+        del header  # the header and the file's size are written; the rows go through the descriptor
+        self.fd = os.open(path, os.O_RDWR)
+        os.posix_fallocate(self.fd, 0, os.fstat(self.fd).st_size)
+
+    def __setitem__(self, row: int, pixels: np.ndarray) -> None:
+        data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+        os.pwrite(self.fd, data, self.offset + row * self.row_bytes)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = None
+
+
 class SplitWriter:
     """The (N, H, W, C) array `decode_images` fills, written row by row into the train and test files."""
 
-    def __init__(self, train: np.ndarray, test: np.ndarray) -> None:
+    def __init__(self, train: RowFile, test: RowFile, row_shape: tuple) -> None:
         self.parts = (train, test)
-        self.shape = (len(train) + len(test), *train.shape[1:])
+        self.shape = (train.rows + test.rows, *row_shape)
 
     def __setitem__(self, row: int, pixels: np.ndarray) -> None:
         train, test = self.parts
-        if row < len(train):
+        if row < train.rows:
             train[row] = pixels
         else:
-            test[row - len(train)] = pixels
-
-
-def _reserved_memmap(path: str, rows: int, row_shape: tuple) -> np.ndarray:
-    """A new .npy file of `rows` uint8 images, mapped for writing, its disk space reserved now: a full disk is
-    an OSError here, not a SIGBUS in the middle of decoding."""
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(rows, *row_shape))
-    with open(path, "r+b") as f:
-        os.posix_fallocate(f.fileno(), 0, os.path.getsize(path))
-    return array
+            test[row - train.rows] = pixels
 
 
 def decode_into_entry(cache_dir: Union[str, os.PathLike], name: str, key: str, train_rows: int,
@@ -117,15 +131,15 @@ def decode_into_entry(cache_dir: Union[str, os.PathLike], name: str, key: str, t
             written = []
 
             def allocate(shape: tuple) -> SplitWriter:
-                files = [_reserved_memmap(os.path.join(staging, f"{split}_images.npy"), rows, shape[1:])
-                         for split, rows in (("train", train_rows), ("test", shape[0] - train_rows))]
-                written.extend(files)
-                return SplitWriter(*files)
+                for split, rows in (("train", train_rows), ("test", shape[0] - train_rows)):
+                    written.append(RowFile(os.path.join(staging, f"{split}_images.npy"), rows, shape[1:]))
+                return SplitWriter(*written, row_shape=shape[1:])
 
-            notes = decode(allocate)
-            for array in written:
-                array.flush()
-            del written[:]
+            try:
+                notes = decode(allocate)
+            finally:
+                for file in written:
+                    file.close()
             with open(os.path.join(staging, "source.json"), "w") as f:
                 json.dump({**description, "notes": notes}, f, indent=1)
             os.rename(staging, folder)  # atomic; fails if another job stored the same entry first
