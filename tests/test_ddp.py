@@ -245,6 +245,15 @@ def test_ddp_knobs_are_refused_with_one_sentence():
     for overrides, named in cases.items():
         with pytest.raises(ConfigError, match=re.escape(named)):
             check_config(compose_config(["trainer=cpu", *overrides]))
+    # the annotation commands train on one device
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        annotate = compose("annotate", overrides=["trainer=cpu", "trainer.devices=2"])
+    check_config(annotate)
+    with pytest.raises(ConfigError, match=r"trainer\.devices=2 .*annotation commands train on one device"):
+        check_config(annotate, one_process=True)
 
 
 @pytest.mark.slow

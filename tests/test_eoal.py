@@ -173,3 +173,34 @@ def test_first_neighbours_hold_a_bounded_number_of_similarities_and_still_find_e
     np.fill_diagonal(similarity, -np.inf)
     monkeypatch.setattr(clustering, "SIMILARITIES", 3000 * 100)
     np.testing.assert_array_equal(clustering.first_neighbours(x), similarity.argmax(axis=1))
+
+
+def test_approximate_first_neighbours_above_the_threshold_keep_finchs_partitions():
+    """Above `exact_up_to` points the first neighbours come from a faiss index: on well-separated groups they
+    stay inside the group, the hierarchy finds the same groups, and a second call gives the same answer."""
+    from osal import clustering
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(25, 32)) * 10
+    group = rng.integers(0, 25, 4000)
+    features = (centres[group] + rng.normal(size=(4000, 32))).astype(np.float32)
+    exact = clustering.first_neighbours(features, exact_up_to=None)
+    approximate = clustering.first_neighbours(features, exact_up_to=1000)
+    assert np.array_equal(approximate, clustering.first_neighbours(features, exact_up_to=1000))  # repeatable
+    assert (approximate != np.arange(4000)).all()  # never oneself
+    assert (group[approximate] == group).mean() > 0.99
+    assert (approximate == exact).mean() > 0.9  # mostly the very same neighbour
+    from sklearn.metrics import adjusted_rand_score
+    labels, counts = clustering.hierarchy(features, exact_up_to=1000)
+    exact_labels, exact_counts = clustering.hierarchy(features, exact_up_to=None)
+    assert len(counts) == len(exact_counts) >= 2
+    for level in range(len(counts)):  # the same partitions, up to a few points
+        assert adjusted_rand_score(exact_labels[:, level], labels[:, level]) > 0.95
+
+
+def test_points_whose_probed_lists_hold_no_other_point_get_their_exact_neighbour():
+    from osal import clustering
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(3000, 8)).astype(np.float32)
+    features[:5] = rng.normal(size=(5, 8)) * 1e3  # far out: their lists may hold only themselves
+    nearest = clustering.approximate_first_neighbours(clustering.unit_rows(features), probes=1)
+    assert (nearest >= 0).all() and (nearest != np.arange(3000)).all()

@@ -184,6 +184,8 @@ KNOBS: dict[str, Rule] = {
     "strategy.selector.candidates": number(1, example=3),
     "strategy.selector.detector_weight": number(**PROBABILITY, example=0.5),
     "strategy.selector.diversity": flag(example="true"),
+    "strategy.selector.exact_neighbours_up_to": integer(2, nullable=True, example=100000,
+                                                        why="candidates clustered with exact first neighbours"),
     "strategy.selector.k_initial": integer(1, example=5),
     "strategy.selector.target_precision": number(0, 1, low_open=True, example=0.6),
     "strategy.selector.tolerance": number(0, 1, example=0.05),
@@ -327,8 +329,13 @@ def check_ddp(cfg: DictConfig) -> None:
                           f"give a multiple of {processes} (each process takes batch_size / {processes} a step)")
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig, one_process: bool = False) -> None:
     """Every knob of `cfg` and the devices it asks for: the one check a run or an annotation command makes
-    before any data is read."""
+    before any data is read. `one_process`: the command trains on one device (the annotation commands)."""
     check_knobs(cfg)
     check_devices(cfg)
+    processes = ddp_processes_wanted(cfg.trainer)
+    if one_process and processes > 1:
+        raise ConfigError(f"trainer.devices={cfg.trainer.get('devices')} (x trainer.num_nodes) asks for {processes} "
+                          "processes, but the annotation commands train on one device; set trainer.devices=1 (DDP "
+                          "is for research runs of src/train.py)")

@@ -49,7 +49,7 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as error:
         raise AnnotationError(f"the config overrides {' '.join(overrides) or '(none)'} do not compose "
                               f"({str(error).splitlines()[0]}); see conf/annotate.yaml for the knobs") from None
-    check_config(cfg)
+    check_config(cfg, one_process=True)
     return cfg
 
 

@@ -1,5 +1,7 @@
 """EOAL (Safaei et al., AAAI 2024): known-looking, informative examples by two entropies, spread over clusters."""
 
+from typing import Optional
+
 import numpy as np
 from scipy.special import softmax
 
@@ -29,7 +31,10 @@ class EOALStrategy(Strategy):
     (the official code reuses those its detector computed at the start of its last epoch); FINCH's first
     neighbours are found in chunks (the same neighbours, without a dense N x N matrix); the one-vs-all head
     is read with the test transform (the official code scores training-augmented images). `diversity:
-    false` ranks the candidates by score alone, as the official `--diversity 0`.
+    false` ranks the candidates by score alone, as the official `--diversity 0`. Above
+    `exact_neighbours_up_to` candidates FINCH's first neighbours are approximate (osal.clustering), as the
+    FINCH package's own are above 10,000 points: the clustering of a pool of millions then takes minutes,
+    not days.
 
     The scores returned are -(H_c - H_d): larger is queried first.
     """
@@ -37,8 +42,10 @@ class EOALStrategy(Strategy):
     query_model = "detector"
     needs = ("logits", "features", "invalid_features")
 
-    def __init__(self, diversity: bool = True) -> None:
+    def __init__(self, diversity: bool = True,
+                 exact_neighbours_up_to: Optional[int] = clustering.EXACT_NEIGHBOURS_UP_TO) -> None:
         self.diversity = bool(diversity)
+        self.exact_up_to = None if exact_neighbours_up_to is None else int(exact_neighbours_up_to)
 
     def entropies(self, outputs: PoolOutputs) -> np.ndarray:
         """H_c - H_d (H_c alone before any unknown was queried) of every pool example: lower is queried first."""
@@ -77,7 +84,8 @@ class EOALStrategy(Strategy):
         k = outputs.num_known
         candidates = np.flatnonzero(np.asarray(outputs.logits)[:, :k + 1].argmax(axis=1) < k)
         if self.diversity and len(candidates) > 1:
-            chosen = self.round_robin(candidates, score, np.asarray(outputs.features)[candidates], budget)
+            chosen = self.round_robin(candidates, score, np.asarray(outputs.features)[candidates], budget,
+                                      self.exact_up_to)
         else:
             chosen = candidates[np.argsort(score[candidates], kind="stable")[:budget]]
         # too few predicted knowns: the lowest-scoring predicted unknowns
@@ -85,9 +93,10 @@ class EOALStrategy(Strategy):
         return Selection(outputs.indices[chosen], -score)
 
     @staticmethod
-    def round_robin(candidates: np.ndarray, score: np.ndarray, features: np.ndarray, budget: int) -> np.ndarray:
+    def round_robin(candidates: np.ndarray, score: np.ndarray, features: np.ndarray, budget: int,
+                    exact_up_to: Optional[int] = clustering.EXACT_NEIGHBOURS_UP_TO) -> np.ndarray:
         """The official pick: FINCH's finest partition with at most `budget` clusters, lowest scores in turns."""
-        labels, counts, _ = clustering.partitions(features)
+        labels, counts, _ = clustering.partitions(features, exact_up_to=exact_up_to)
         level = 0
         while level < len(counts) - 1 and counts[level] > budget:
             level += 1
@@ -95,8 +104,9 @@ class EOALStrategy(Strategy):
         remaining = min(budget, len(candidates))
         # at least one a pass: the official loop never ends when even the coarsest partition has more than B
         per_cluster = max(int(remaining / number), 1)
-        members = [np.flatnonzero(cluster == c) for c in range(number)]
-        orders = [m[np.argsort(score[candidates[m]], kind="stable")] for m in members]
+        # each cluster's members by score, lowest first, ties in candidate order: one sort, not one scan a cluster
+        by_cluster = np.lexsort((score[candidates], cluster))
+        orders = np.split(by_cluster, np.cumsum(np.bincount(cluster, minlength=number))[:-1])
         taken = [0] * number
         chosen = []
         while remaining > 0:
