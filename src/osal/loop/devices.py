@@ -7,6 +7,8 @@ from typing import Optional, TextIO
 import torch
 from omegaconf import DictConfig
 
+from osal.knobs import ddp_processes_wanted
+
 
 def spread_over_gpus(cfg: DictConfig, hydra_cfg: DictConfig) -> Optional[TextIO]:
     """In a joblib multirun, give the job a visible GPU that no other running job of the sweep holds.
@@ -22,6 +24,8 @@ def spread_over_gpus(cfg: DictConfig, hydra_cfg: DictConfig) -> Optional[TextIO]
     if "joblib" not in launcher.lower() or not torch.cuda.is_available():
         return None
     if cfg.trainer.get("accelerator") not in ("gpu", "cuda", "auto"):
+        return None
+    if ddp_processes_wanted(cfg.trainer) > 1:  # a DDP job keeps the devices it asked for
         return None
     count = torch.cuda.device_count()
     if count < 2:
