@@ -14,6 +14,7 @@ faiss from 5 million points) above 10,000: time about N x sqrt(N) / lists x prob
 
 import contextlib
 import io
+import logging
 import warnings
 from typing import Optional
 
@@ -21,6 +22,9 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+# finch imports faiss when it is installed, whose loader logs at INFO which CPU build it tried (a run's console
+# would show "Could not load library with AVX512 support ..."): only its warnings are worth showing
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 with warnings.catch_warnings():  # it warns on import that the optional pynndescent is missing: not needed here
     warnings.simplefilter("ignore", UserWarning)
     from finch import FINCH
