@@ -86,7 +86,7 @@ def _score_in_process(rank, world, folder):
         if rank == 1:
             datamodule.pool.pool_state.mark(datamodule.pool.unlabeled[:1], np.array([False]), 3)
         try:
-            distributed.check_same_everywhere("pool states", distributed.digest(*datamodule.pool.state_dict().values()))
+            distributed.check_same_everywhere("pool states", *datamodule.pool.state_dict().values())
             result["mismatch_caught"] = False
         except RuntimeError as error:
             result["mismatch_caught"] = "hold different pool states" in str(error)

@@ -12,8 +12,6 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch.distributed as dist
 
-from osal.data.shares import contiguous_share
-
 _object_group = None  # the gloo group for object collectives, made on first use (every rank reaches it together)
 
 
@@ -33,12 +31,6 @@ def world_size() -> int:
 def is_main() -> bool:
     """Whether this process decides and writes (rank 0, or the only process)."""
     return rank() == 0
-
-
-def shard(indices: np.ndarray, part: Optional[int] = None, parts: Optional[int] = None) -> np.ndarray:
-    """This process's contiguous share of `indices`: every entry in exactly one share, shares differing in
-    length by at most one, no padding. In rank order the shares concatenate back to `indices`."""
-    return contiguous_share(indices, rank() if part is None else part, world_size() if parts is None else parts)
 
 
 def _group():
@@ -103,11 +95,12 @@ def digest(*arrays: np.ndarray) -> str:
     return sha.hexdigest()[:16]
 
 
-def check_same_everywhere(what: str, fingerprint: str) -> None:
-    """Raise when the processes of a run disagree on `what` (a bug: they would train on different data)."""
+def check_same_everywhere(what: str, *arrays: np.ndarray) -> None:
+    """Raise when the processes of a run hold different `arrays` (`what` names them; a bug: they would train on
+    different data). A single process hashes nothing."""
     if not active():
         return
-    seen = all_gather(fingerprint)
+    seen = all_gather(digest(*arrays))
     if len(set(seen)) > 1:
         raise RuntimeError(f"the {world_size()} processes of this run hold different {what} "
                            f"(fingerprints by rank: {', '.join(seen)})")

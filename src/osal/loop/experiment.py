@@ -196,8 +196,7 @@ class Experiment:
         tested = classifier.trainer.test(classifier.module, datamodule=loop.datamodule, verbose=False)[0]
         row = self.make_row(r, counts, loop.queries.pop(r, None), tested, fit_seconds, loop.split)
         loop.table.append(row)
-        distributed.check_same_everywhere(f"pool states after round {r}",
-                                          distributed.digest(*pool.state_dict().values()))
+        distributed.check_same_everywhere(f"pool states after round {r}", *pool.state_dict().values())
         if not distributed.is_main():
             return row
         pool.save(os.path.join(self.output_dir, f"pool_round_{r:02d}.npz"))
