@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from scipy.special import softmax
 
@@ -176,8 +177,9 @@ def test_first_neighbours_hold_a_bounded_number_of_similarities_and_still_find_e
 
 
 def test_approximate_first_neighbours_above_the_threshold_keep_finchs_partitions():
-    """Above `exact_up_to` points the first neighbours come from a faiss index: on well-separated groups they
-    stay inside the group, the hierarchy finds the same groups, and a second call gives the same answer."""
+    """Above `exact_up_to` points the first neighbours come from a tree of k-means cells: on well-separated
+    groups they stay inside the group, the hierarchy finds the same groups, and a second call gives the same
+    answer."""
     from osal import clustering
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(25, 32)) * 10
@@ -204,3 +206,63 @@ def test_points_whose_probed_lists_hold_no_other_point_get_their_exact_neighbour
     features[:5] = rng.normal(size=(5, 8)) * 1e3  # far out: their lists may hold only themselves
     nearest = clustering.approximate_first_neighbours(clustering.unit_rows(features), probes=1)
     assert (nearest >= 0).all() and (nearest != np.arange(3000)).all()
+
+
+def test_the_tree_of_cells_at_two_levels_finds_neighbours_inside_their_groups(monkeypatch):
+    """With more leaves than MAX_CELLS the points are split twice (sqrt(N / leaf) cells, then leaves): the
+    neighbours found still lie in the point's own group, are mostly the exact ones, and repeat."""
+    from osal import clustering
+    monkeypatch.setattr(clustering, "MAX_CELLS", 16)
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 16)) * 10
+    group = rng.integers(0, 40, 6000)
+    unit = clustering.unit_rows(centres[group] + rng.normal(size=(6000, 16)))
+    levels = []
+    spied = clustering.most_similar_centres
+    monkeypatch.setattr(clustering, "most_similar_centres",
+                        lambda unit, rows, centres, count: levels.append(len(centres)) or spied(unit, rows, centres,
+                                                                                               count))
+    nearest = clustering.approximate_first_neighbours(unit, leaf=32)
+    assert len(levels) > 2 * 14  # 188 leaves > 16: 14 top cells, then each split again
+    assert (nearest != np.arange(6000)).all() and (nearest >= 0).all()
+    assert (group[nearest] == group).mean() > 0.99
+    exact = clustering.first_neighbours(unit, exact_up_to=None)
+    assert (nearest == exact).mean() > 0.85
+    assert np.array_equal(nearest, clustering.approximate_first_neighbours(unit, leaf=32))
+
+
+def test_the_leaf_scans_per_point_stay_the_same_as_the_points_grow(monkeypatch):
+    """Linear time: each point is compared with about probes[0] x probes[1] leaves of `leaf` points, whatever N
+    (here 8,000 and 32,000 points, two levels each), never with a share of all of them."""
+    from osal import clustering
+    monkeypatch.setattr(clustering, "MAX_CELLS", 100)
+    scanned = []
+    exact_step = clustering._nearest_among
+
+    def counting(unit, queries, base, best_similarity, best):
+        scanned.append(len(queries) * len(base))
+        return exact_step(unit, queries, base, best_similarity, best)
+
+    monkeypatch.setattr(clustering, "_nearest_among", counting)
+    per_point = []
+    for n in (8000, 32000):
+        scanned.clear()
+        unit = clustering.unit_rows(np.random.default_rng(4).normal(size=(n, 8)))
+        clustering.approximate_first_neighbours(unit, probes=(3, 2), leaf=32)
+        per_point.append(sum(scanned) / n)
+    assert per_point[0] < 3 * 2 * 32 * 3  # a few leaves of about 32 points each, never thousands
+    assert per_point[1] < 1.3 * per_point[0]
+
+
+def test_identical_points_are_compared_with_each_other_rather_than_split_forever():
+    from osal import clustering
+    unit = clustering.unit_rows(np.ones((2000, 4)))
+    nearest = clustering.approximate_first_neighbours(unit, leaf=32)
+    assert (nearest != np.arange(2000)).all() and (nearest >= 0).all()
+
+
+def test_probes_must_name_a_cell_per_level():
+    from osal import clustering
+    unit = clustering.unit_rows(np.random.default_rng(5).normal(size=(100, 4)))
+    with pytest.raises(ValueError, match="probes"):
+        clustering.approximate_first_neighbours(unit, probes=(4, 0))

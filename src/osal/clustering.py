@@ -7,16 +7,17 @@ in chunks (cosine, as FINCH's default): handed to the package for a required num
 the pool's candidates, whose first partition still holds a third of them), so memory is O(N).
 
 Exact first neighbours cost time quadratic in the points clustered. Above `exact_up_to` points (EOAL's
-candidates in a pool of millions) they come from an inverted-file index instead (faiss, cosine, a fixed
-number of lists probed), as the FINCH package itself switches to approximate neighbours (NN-Descent, or
-faiss from 5 million points) above 10,000: time about N x sqrt(N) / lists x probes rather than N^2.
+candidates in a pool of millions) they come from a tree of spherical k-means cells instead (cosine, a fixed
+number of cells probed per level, every similarity a matrix product), as the FINCH package itself switches to
+approximate neighbours (NN-Descent, or faiss from 5 million points) above 10,000: time linear in N where the
+leaf scans dominate (up to hundreds of millions of points) rather than N^2.
 """
 
 import contextlib
 import io
 import logging
 import warnings
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -33,14 +34,20 @@ EXACT_UP_TO = 10 ** 9  # FINCH's later levels use exact distances between cluste
 
 
 SIMILARITIES = 2 ** 25  # float32 similarities held at a time (128 MB): fewer rows per chunk in a larger set
-EXACT_NEIGHBOURS_UP_TO = 100_000  # above this many points, first neighbours come from an inverted-file index
-PROBES = 16  # index lists searched per point
-SEARCH_ROWS = 65_536  # points searched at a time
+EXACT_NEIGHBOURS_UP_TO = 100_000  # above this many points, first neighbours come from a tree of k-means cells
+LEAF = 256  # points a leaf cell of that tree holds, about
+MAX_CELLS = 512  # cells one level splits into before the tree takes two levels of sqrt(N / LEAF) cells
+PROBES = (6, 3)  # cells searched per point: top level, then each level below
 
 
-def unit_rows(features: np.ndarray) -> np.ndarray:
-    unit = np.asarray(features, dtype=np.float32)
-    return unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+def unit_rows(features: np.ndarray, rows: int = 65_536) -> np.ndarray:
+    """The rows scaled to unit length, as float32, `rows` at a time (a whole-array norm would hold two more
+    copies of 10 million candidates' features)."""
+    unit = np.empty(np.shape(features), dtype=np.float32)
+    for start in range(0, len(unit), rows):
+        block = np.asarray(features[start:start + rows], dtype=np.float32)
+        unit[start:start + rows] = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
+    return unit
 
 
 def first_neighbours(features: np.ndarray, chunk: int = 2048,
@@ -66,32 +73,106 @@ def exact_first_neighbours(unit: np.ndarray, rows: np.ndarray, chunk: int = 2048
     return nearest
 
 
-def approximate_first_neighbours(unit: np.ndarray, probes: int = PROBES) -> np.ndarray:
-    """First neighbours from a faiss inverted-file index over unit rows (inner product = cosine): about
-    4 sqrt(N) lists trained on a seeded sample, `probes` of them searched per point. A point whose probed
-    lists hold no other point gets its exact neighbour."""
-    try:
-        import faiss
-    except ImportError:  # a dependency of osal; a hand-made environment may lack it
-        raise ImportError(f"clustering {len(unit):,} points with FINCH needs faiss (pip install faiss-cpu) above "
-                          f"{EXACT_NEIGHBOURS_UP_TO:,} points") from None
-    n, dim = unit.shape
-    lists = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants 39 training points a list
-    sample = unit[np.sort(np.random.default_rng(0).choice(n, size=min(n, 64 * lists), replace=False))]
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-    index.train(np.ascontiguousarray(sample))
-    for start in range(0, n, SEARCH_ROWS):
-        index.add(np.ascontiguousarray(unit[start:start + SEARCH_ROWS]))
-    index.nprobe = int(probes)
-    nearest = np.empty(n, dtype=np.int64)
-    for start in range(0, n, SEARCH_ROWS):
-        _, found = index.search(np.ascontiguousarray(unit[start:start + SEARCH_ROWS]), 2)
-        own = np.arange(start, start + len(found))
-        nearest[start:start + len(found)] = np.where(found[:, 0] == own, found[:, 1], found[:, 0])
-    lonely = np.flatnonzero((nearest < 0) | (nearest == np.arange(n)))
+def approximate_first_neighbours(unit: np.ndarray, probes: Sequence[int] = PROBES, leaf: int = LEAF,
+                                 seed: int = 0) -> np.ndarray:
+    """First neighbours from a tree of spherical k-means cells over unit rows (inner product = cosine).
+
+    The points are split into cells of about `leaf` points (through one level of about sqrt(N / leaf) cells
+    first when N / leaf passes MAX_CELLS); each point looks for its neighbour in the `probes[0]` top-level cells
+    whose centres are most similar to it, and within each of those in the `probes[1]` most similar leaves
+    (the last value for any deeper level). Every similarity is a matrix product of a leaf's points with the
+    points probing it, so the work is about N x (sqrt(N / leaf) + probes[0] x (sqrt(N / leaf) + probes[1] x
+    leaf)) similarities: linear in N where the leaf scans dominate, as they do up to hundreds of millions of
+    points. The centres come from seeded samples, so a second call gives the same answer. A point whose probed
+    leaves hold no other point gets its exact neighbour."""
+    n = len(unit)
+    probes = tuple(int(p) for p in np.atleast_1d(probes))
+    if not probes or min(probes) < 1:
+        raise ValueError(f"probes={probes} must name at least one cell per level, each >= 1")
+    best_similarity = np.full(n, -np.inf, dtype=np.float32)
+    best = np.full(n, -1, dtype=np.int64)
+    everyone = np.arange(n)
+    _nearest_in_cells(unit, everyone, everyone, best_similarity, best, np.random.default_rng(seed), probes,
+                      int(leaf), depth=0)
+    lonely = np.flatnonzero(best < 0)
     if len(lonely):
-        nearest[lonely] = exact_first_neighbours(unit, lonely)
-    return nearest.astype(np.int32)
+        best[lonely] = exact_first_neighbours(unit, lonely)
+    return best.astype(np.int32)
+
+
+def _nearest_in_cells(unit: np.ndarray, queries: np.ndarray, base: np.ndarray, best_similarity: np.ndarray,
+                      best: np.ndarray, rng: np.random.Generator, probes: tuple, leaf: int, depth: int) -> None:
+    """Improve `best` / `best_similarity` of each row in `queries` with its most similar other row among
+    `base` (ascending global indices), splitting `base` into cells while it holds more than two leaves."""
+    if len(base) <= 2 * leaf:
+        return _nearest_among(unit, queries, base, best_similarity, best)
+    cells = -(-len(base) // leaf)
+    if cells > MAX_CELLS:  # two levels of sqrt(cells) rather than one of N / leaf centres every point is compared with
+        cells = int(np.ceil(np.sqrt(cells)))
+    centres = spherical_kmeans(unit, base, cells, rng)
+    base_cell = most_similar_centres(unit, base, centres, 1)[:, 0]
+    if np.bincount(base_cell).max() == len(base):  # no split (identical points): compare them all
+        return _nearest_among(unit, queries, base, best_similarity, best)
+    probed = most_similar_centres(unit, queries, centres, min(probes[min(depth, len(probes) - 1)], len(centres)))
+    base_order = np.argsort(base_cell, kind="stable")  # stable: each cell's base stays ascending
+    base_bounds = np.searchsorted(base_cell[base_order], np.arange(len(centres) + 1))
+    pair_order = np.argsort(probed.ravel(), kind="stable")
+    pair_bounds = np.searchsorted(probed.ravel()[pair_order], np.arange(len(centres) + 1))
+    pair_query = queries[pair_order // probed.shape[1]]
+    del probed, pair_order
+    for cell in range(len(centres)):
+        cell_base = base[base_order[base_bounds[cell]:base_bounds[cell + 1]]]
+        cell_queries = pair_query[pair_bounds[cell]:pair_bounds[cell + 1]]
+        if len(cell_base) and len(cell_queries):
+            _nearest_in_cells(unit, cell_queries, cell_base, best_similarity, best, rng, probes, leaf, depth + 1)
+
+
+def _nearest_among(unit: np.ndarray, queries: np.ndarray, base: np.ndarray, best_similarity: np.ndarray,
+                   best: np.ndarray) -> None:
+    """Exact step of `_nearest_in_cells`: `queries` (distinct) against every row of `base` (ascending), never
+    oneself, at most SIMILARITIES similarities at a time."""
+    per = max(1, SIMILARITIES // max(len(base), 1))
+    base_rows = unit[base]
+    for start in range(0, len(queries), per):
+        block = queries[start:start + per]
+        similarity = unit[block] @ base_rows.T
+        position = np.searchsorted(base, block)
+        inside = np.flatnonzero(position < len(base))
+        inside = inside[base[position[inside]] == block[inside]]
+        similarity[inside, position[inside]] = -np.inf  # never oneself
+        column = similarity.argmax(axis=1)
+        found = similarity[np.arange(len(block)), column]
+        better = found > best_similarity[block]
+        best_similarity[block[better]] = found[better]
+        best[block[better]] = base[column[better]]
+
+
+def spherical_kmeans(unit: np.ndarray, rows: np.ndarray, count: int, rng: np.random.Generator,
+                     iterations: int = 8, per_centre: int = 32) -> np.ndarray:
+    """About `count` unit centres of `unit[rows]` (unit float32) by Lloyd's iterations with cosine similarity,
+    on a seeded sample of `per_centre` rows a centre; a centre left without rows is dropped."""
+    sample = unit[rows[np.sort(rng.choice(len(rows), size=min(len(rows), count * per_centre), replace=False))]]
+    centres = sample[np.sort(rng.choice(len(sample), size=min(count, len(sample)), replace=False))]
+    for _ in range(iterations):
+        assigned = (sample @ centres.T).argmax(axis=1)
+        order = np.argsort(assigned, kind="stable")
+        sizes = np.bincount(assigned, minlength=len(centres))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])[sizes > 0]
+        centres = unit_rows(np.add.reduceat(sample[order], starts, axis=0))
+    return np.ascontiguousarray(centres)
+
+
+def most_similar_centres(unit: np.ndarray, rows: np.ndarray, centres: np.ndarray, count: int) -> np.ndarray:
+    """The `count` centres most similar to each of `unit[rows]` (in no order), SIMILARITIES at a time."""
+    per = max(1, SIMILARITIES // max(len(centres), 1))
+    chosen = np.empty((len(rows), count), dtype=np.int32)
+    for start in range(0, len(rows), per):
+        similarity = unit[rows[start:start + per]] @ centres.T
+        if count == 1:
+            chosen[start:start + per, 0] = similarity.argmax(axis=1)
+        else:
+            chosen[start:start + per] = np.argpartition(-similarity, count - 1, axis=1)[:, :count]
+    return chosen
 
 
 def components(neighbour: np.ndarray) -> np.ndarray:

@@ -82,7 +82,8 @@ class EOALStrategy(Strategy):
             return Selection(outputs.indices[:0], np.zeros(0))
         score = self.entropies(outputs)
         k = outputs.num_known
-        candidates = np.flatnonzero(np.asarray(outputs.logits)[:, :k + 1].argmax(axis=1) < k)
+        # the predicted knowns, read by blocks of rows: no copy of the pool's K+1 detector columns
+        candidates = np.flatnonzero(by_rows(lambda block: block[:, :k + 1].argmax(axis=1) < k, outputs.logits))
         if self.diversity and len(candidates) > 1:
             chosen = self.round_robin(candidates, score, np.asarray(outputs.features)[candidates], budget,
                                       self.exact_up_to)
