@@ -52,11 +52,36 @@ def test_neighbour_counts_equal_a_brute_force_count(with_invalid):
     invalid = rng.normal(0, 1, (40, 5)) if with_invalid else None
     outputs = PoolOutputs(np.arange(len(pool)), k, features=pool, labeled_features=labeled,
                           labeled_targets=labeled_targets, invalid_features=invalid)
-    counts, sizes, has_invalid = EAOAStrategy(neighbours=n).neighbour_counts(outputs)
+    rows, counts, sizes, has_invalid = EAOAStrategy(neighbours=n).neighbour_counts(outputs)
     reference = labeled if invalid is None else np.concatenate([labeled, invalid])
     targets = labeled_targets if invalid is None else np.concatenate([labeled_targets, np.full(40, k)])
-    np.testing.assert_array_equal(counts, brute_force_counts(pool, reference, targets, n, k))
+    dense = np.zeros((len(pool), k + 1))
+    dense[rows] = counts
+    np.testing.assert_array_equal(dense, brute_force_counts(pool, reference, targets, n, k))
+    assert np.array_equal(rows, np.unique(rows)) and (counts.sum(axis=1) > 0).all()  # ascending, each listed
     assert has_invalid == with_invalid and sizes.tolist() == [(targets == c).sum() for c in range(k + 1)]
+
+
+@pytest.mark.parametrize("with_invalid", [False, True])
+def test_the_data_energy_of_listed_and_unlisted_rows_equals_the_dense_computation(with_invalid):
+    """Counts are kept for the listed pool rows only (most of a large pool is listed by no reference row): every
+    row's energy is bit for bit that of the whole pool x classes count matrix the official code builds."""
+    rng = np.random.default_rng(2)
+    k, n = 4, 5
+    pool = rng.normal(0, 1, (3000, 6))
+    labeled, labeled_targets = rng.normal(0, 1, (60, 6)), np.arange(60) % k
+    invalid = rng.normal(0, 1, (20, 6)) if with_invalid else None
+    outputs = PoolOutputs(np.arange(len(pool)), k, features=pool, labeled_features=labeled,
+                          labeled_targets=labeled_targets, invalid_features=invalid)
+    reference = labeled if invalid is None else np.concatenate([labeled, invalid])
+    targets = labeled_targets if invalid is None else np.concatenate([labeled_targets, np.full(20, k)])
+    dense = brute_force_counts(pool, reference, targets, n, k).astype(np.float32)
+    sizes = np.array([(targets == c).sum() for c in range(k + 1)], dtype=np.float64)
+    mean = sizes[:k].mean() if with_invalid else sizes.mean()
+    expected = EAOAStrategy.energy(dense / np.where(sizes > 0, sizes / mean, 1.0), k, with_unknown=with_invalid)
+    energy = EAOAStrategy(neighbours=n).data_energy(outputs)
+    assert (dense.sum(axis=1) == 0).sum() > 2000  # most rows unlisted
+    np.testing.assert_array_equal(energy, expected)
 
 
 @pytest.mark.parametrize("precision, k_before, k_after", [

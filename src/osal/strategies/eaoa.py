@@ -120,8 +120,11 @@ class EAOAStrategy(Strategy):
         return by_rows(block, logits)
 
     def neighbour_counts(self, outputs: PoolOutputs) -> tuple:
-        """(per pool example and class, how many reference examples of that class list it among their nearest
-        pool examples; whether the invalid set took part)."""
+        """(the pool rows some reference example lists among its nearest pool examples, ascending; per such row
+        and class, how many reference examples of that class list it; the classes' sizes; whether the invalid
+        set took part). Every other pool row counts 0 for every class: held for the listed rows only, the
+        counts take memory of the labeled set's size x `neighbours`, not of the pool's x classes (4 GB at 10
+        million x 100)."""
         k = outputs.num_known
         reference = [np.asarray(outputs.labeled_features, dtype=np.float64)]
         targets = [np.asarray(outputs.labeled_targets)]
@@ -132,16 +135,28 @@ class EAOAStrategy(Strategy):
         reference, targets = _unit(np.concatenate(reference)), np.concatenate(targets)
         features = outputs.features
         n = min(self.neighbours, len(features))
+        listed = np.concatenate([self.nearest_pool_rows(reference[start:start + REFERENCE_BLOCK], features, n)
+                                 for start in range(0, len(reference), REFERENCE_BLOCK)]).reshape(-1)
+        rows, position = np.unique(listed, return_inverse=True)
+        cells = position.reshape(-1) * (k + 1) + np.repeat(targets, n)
         # float32 counts: whole numbers, exact below 2**24, and no larger than the logits they sit beside
-        counts = np.zeros((len(features), k + 1), dtype=np.float32)
-        for start in range(0, len(reference), REFERENCE_BLOCK):
-            block = reference[start:start + REFERENCE_BLOCK]
-            nearest = self.nearest_pool_rows(block, features, n)
-            for c in range(k + 1):
-                rows = nearest[targets[start:start + REFERENCE_BLOCK] == c].reshape(-1)
-                counts[:, c] += np.bincount(rows, minlength=len(features))
+        counts = np.bincount(cells, minlength=len(rows) * (k + 1)).astype(np.float32).reshape(len(rows), k + 1)
         sizes = np.array([(targets == c).sum() for c in range(k + 1)], dtype=np.float64)
-        return counts, sizes, has_invalid
+        return rows, counts, sizes, has_invalid
+
+    def data_energy(self, outputs: PoolOutputs) -> np.ndarray:
+        """EU's data part of every pool example: the energy of its class-weighted neighbour counts (a row no
+        reference example lists has the energy of all-zero counts)."""
+        k = outputs.num_known
+        rows, counts, sizes, has_invalid = self.neighbour_counts(outputs)
+        # the official weights: class size over the mean known-class size; before any unknown was queried the
+        # mean runs over K + 1 entries, one of them 0 (a quirk kept so that selections agree)
+        mean = sizes[:k].mean() if has_invalid else sizes.mean()
+        weights = np.where(sizes > 0, sizes / mean, 1.0)
+        unlisted = self.energy(np.zeros((1, k + 1), dtype=np.float32) / weights, k, with_unknown=has_invalid)
+        energy = np.full(len(outputs.features), unlisted[0])
+        energy[rows] = self.energy(counts / weights, k, with_unknown=has_invalid)
+        return energy
 
     @staticmethod
     def nearest_pool_rows(block: np.ndarray, features: np.ndarray, n: int) -> np.ndarray:
@@ -171,13 +186,7 @@ class EAOAStrategy(Strategy):
         eu_model = self.energy(outputs.logits, k)
         info = self.posterior(au, high=True, rng=rng)
         clean = self.posterior(eu_model, high=False, rng=rng)
-        counts, sizes, has_invalid = self.neighbour_counts(outputs)
-        # the official weights: class size over the mean known-class size; before any unknown was queried the
-        # mean runs over K + 1 entries, one of them 0 (a quirk kept so that selections agree)
-        mean = sizes[:k].mean() if has_invalid else sizes.mean()
-        weights = np.where(sizes > 0, sizes / mean, 1.0)
-        eu_data = self.energy(counts / weights, k, with_unknown=has_invalid)
-        clean = clean * self.posterior(eu_data, high=False, rng=rng)
+        clean = clean * self.posterior(self.data_energy(outputs), high=False, rng=rng)
         return au, eu_model, info, clean
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
