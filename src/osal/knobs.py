@@ -324,9 +324,17 @@ def check_ddp(cfg: DictConfig) -> None:
     if processes == 1:
         return
     batch_size = cfg.get("data", {}).get("batch_size")
-    if isinstance(batch_size, int) and batch_size % processes:
+    if isinstance(batch_size, int):
+        batch_per_process(batch_size, processes)
+
+
+def batch_per_process(batch_size: int, processes: int) -> int:
+    """The examples each of `processes` DDP processes takes a step, so that a step still trains on
+    `batch_size`: refused in one sentence when they cannot share it evenly."""
+    if batch_size % processes:
         raise ConfigError(f"data.batch_size={batch_size} cannot be split evenly over {processes} DDP processes; "
                           f"give a multiple of {processes} (each process takes batch_size / {processes} a step)")
+    return batch_size // processes
 
 
 def check_config(cfg: DictConfig, one_process: bool = False) -> None:

@@ -20,6 +20,7 @@ from osal.data.indexed_dataset import IndexedBatches, IndexedImageDataset, Index
 from osal.data.shares import contiguous_share
 from osal.data.transforms import test_transform, train_transform
 from osal.errors import ConfigError
+from osal.knobs import batch_per_process
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,7 @@ class PoolDataModule(L.LightningDataModule):
 
     def _train_loader(self, dataset: Dataset) -> DataLoader:
         rank, world = self.processes()
-        if self.batch_size % world:
-            raise ConfigError(f"data.batch_size={self.batch_size} cannot be split evenly over {world} DDP processes; "
-                              f"give a multiple of {world} (each process takes batch_size / {world} a step)")
-        batch_size = self.batch_size // world
+        batch_size = batch_per_process(self.batch_size, world)
         if world > 1:  # an equal share per process (padded by repetition, as DDP needs); Lightning sets its epoch
             sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
             order = dict(sampler=sampler)

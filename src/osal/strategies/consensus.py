@@ -3,8 +3,7 @@
 import numpy as np
 
 from osal.errors import ConfigError
-from osal.strategies.base import (PoolOutputs, Selection, Strategy, by_rows, checked_budget, fill_up,
-                                  rank_descending)
+from osal.strategies.base import PoolOutputs, Selection, Strategy, by_rows, checked_budget, fill_up, rank_descending
 from osal.strategies.lfosa import LfOSA
 
 
