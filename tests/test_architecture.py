@@ -7,7 +7,8 @@ from pathlib import Path
 from conftest import ROOT
 
 SRC = ROOT / "src"
-UTILITIES = {"errors", "atomic", "folders", "interrupt", "quiet", "build", "resolvers", "clustering", "knobs"}
+UTILITIES = {"errors", "atomic", "folders", "interrupt", "quiet", "build", "resolvers", "clustering", "knobs",
+             "stored"}
 # package -> the osal packages it may import (besides itself and the utilities); docs/design.md draws these arrows
 ALLOWED = {
     "data": set(),
