@@ -23,6 +23,7 @@ from osal.loop.experiment import Experiment, where_it_stands  # noqa: E402
 from osal.loop.job_failed import JobFailed  # noqa: E402
 from osal.loop.processes import ddp_processes  # noqa: E402
 from osal.quiet import quiet_lightning  # noqa: E402
+from osal.targets import check_overrides, command_line_overrides  # noqa: E402
 
 log = logging.getLogger("osal")
 
@@ -69,5 +70,16 @@ def main(cfg: DictConfig) -> float:
     return summary["final"]["recall"] or 0.0  # what a sweeper would optimise
 
 
+def refuse_foreign_targets() -> None:
+    """A `_target_` outside osal's allow-list on the command line (a campaign's grid ends up here too) is refused
+    before Hydra composes: Hydra builds its callbacks and launcher before main() runs."""
+    try:
+        check_overrides(command_line_overrides(sys.argv[1:]))
+    except OsalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
+    refuse_foreign_targets()
     main()

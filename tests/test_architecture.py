@@ -8,7 +8,7 @@ from conftest import ROOT
 
 SRC = ROOT / "src"
 UTILITIES = {"errors", "atomic", "folders", "interrupt", "quiet", "build", "resolvers", "clustering", "knobs",
-             "stored"}
+             "stored", "targets"}
 # package -> the osal packages it may import (besides itself and the utilities); docs/design.md draws these arrows
 ALLOWED = {
     "data": set(),

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from osal.errors import ConfigError
+from osal.targets import check_config_targets
 
 MISSING = object()
 
@@ -337,9 +338,11 @@ def batch_per_process(batch_size: int, processes: int) -> int:
     return batch_size // processes
 
 
-def check_config(cfg: DictConfig, one_process: bool = False) -> None:
-    """Every knob of `cfg` and the devices it asks for: the one check a run or an annotation command makes
-    before any data is read. `one_process`: the command trains on one device (the annotation commands)."""
+def check_config(cfg: DictConfig, one_process: bool = False, source: str = "the config") -> None:
+    """Every `_target_`, every knob of `cfg` and the devices it asks for: the one check a run or an annotation
+    command makes before anything is built or read. `one_process`: the command trains on one device (the
+    annotation commands); `source`: where the config came from, for the sentence."""
+    check_config_targets(cfg, source)
     check_knobs(cfg)
     check_devices(cfg)
     processes = ddp_processes_wanted(cfg.trainer)

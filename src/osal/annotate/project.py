@@ -52,7 +52,7 @@ class Project:
         self.class_names, self.mean, self.std = list(info["classes"]), info["mean"], info["std"]
         self.cfg = OmegaConf.load(os.path.join(self.directory, CONFIG_FILE))
         # config.yaml is the project's to edit: a bad value is named before any work
-        check_config(self.cfg, one_process=True)
+        check_config(self.cfg, one_process=True, source=os.path.join(self.directory, CONFIG_FILE))
         self.index_of = {p: i for i, p in enumerate(self.paths)}
         with np.load(os.path.join(self.directory, STATE_FILE)) as data:
             # the pool's oracle is whoever answers: a HumanOracle is given to it with each answer file
