@@ -70,7 +70,7 @@ def main(cfg: DictConfig) -> float:
         if gpu_lock is not None:
             gpu_lock.close()
     log.info("results in %s", summary["output_dir"])
-    return summary["final"]["recall"] or 0.0  # what a sweeper would optimise
+    return (summary["final"] or {}).get("recall") or 0.0  # what a sweeper would optimise
 
 
 if __name__ == "__main__":

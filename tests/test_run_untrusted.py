@@ -3,13 +3,14 @@ its files are untrusted input.
 
 Nothing is written into a directory before it is known to be this run's or empty of what a run writes: a path a
 run would write that osal did not write, a run of another config (by its state.npz or its .hydra/config.yaml
-alone), a damaged record and an unknown experiment each end in one sentence with the directory exactly as it
-was. The fast tests lay a run's records out with osal's own writers instead of training.
+alone), a damaged record, an unknown experiment and a deadline already past each end in one sentence with the
+directory exactly as it was. The fast tests lay a run's records out with osal's own writers instead of training.
 """
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,22 @@ def test_a_truncated_state_is_damaged_not_someone_elses(tmp_path):
         is_run_record(str(tmp_path / "state.npz"))
 
 
+# -- a deadline already past ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("before", ["empty", "one round done"])
+def test_a_deadline_already_past_when_the_command_started_runs_nothing(tmp_path, before):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    if before == "one round done":
+        lay_out_run(run_dir)
+    was = snapshot(run_dir)
+    summary = experiment(run_dir, "al.rounds=2", "deadline=1000").run()
+    assert "had already passed when this command started" in summary["stopped"], summary
+    kept = "rounds 0..0" if before == "one round done" else "no round"
+    assert kept in summary["stopped"]
+    assert snapshot(run_dir) == was
+
+
 # -- the same cases from the command line ----------------------------------------------------------------------
 
 def one_sentence(result, *phrases):
@@ -357,3 +374,12 @@ def test_a_damaged_state_from_the_command_line_is_one_sentence_and_changes_nothi
     result = run_train(*CLI, "al.rounds=2", f"hydra.run.dir={run_dir}")
     one_sentence(result, f"{run_dir}/state.npz is a Git LFS pointer", "git lfs pull")
     assert snapshot(run_dir) == before
+
+
+@pytest.mark.slow
+def test_a_deadline_already_past_from_the_command_line_trains_nothing_and_writes_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train(*CLI, f"deadline={int(time.time()) - 60}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]  # as for any deadline stop: the campaign counts it so
+    assert "had already passed when this command started" in result.stdout
+    assert "classes (" not in result.stdout and snapshot(run_dir) == {}

@@ -26,9 +26,9 @@ from osal.errors import OsalError, brief
 from osal.folders import check_writable, exclusive_use
 from osal.loop import selection_metrics as sm
 from osal.loop.data import open_set_data
+from osal.loop.deadline import passed_before_start, too_late_for
 from osal.loop.progress import RoundProgressBar, eta_seconds, fit_line, format_duration, on_terminal
 from osal.loop.query_callback import QueryCallback
-from osal.loop.round_estimate import next_round_seconds
 from osal.loop.run_folder import composed_config, refuse_unless_ours, take_folder
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 from osal.records.metrics import MetricsTable, table_header, table_line
@@ -97,6 +97,9 @@ class Experiment:
         strategy = self.check_before_start()
         if main:  # a directory that is not this run's is refused as it was: not even a lock file is made
             refuse_unless_ours(self.output_dir, self.cfg, self.config, self.composed)
+        stopped = distributed.broadcast_from_main(self.started_after_deadline() if main else None)
+        if stopped is not None:
+            return stopped
         with exclusive_use(self.output_dir, "src/train.py") if main else contextlib.nullcontext():
             run_started = time.perf_counter()
             if main:
@@ -128,6 +131,17 @@ class Experiment:
         if distributed.is_main():
             check_logger_can_start(self.cfg)
         return strategy
+
+    def started_after_deadline(self) -> Optional[dict]:
+        """The summary of a run stopped before its next round, when `deadline` had passed before this command
+        started (nothing read, nothing written: osal.loop.deadline); else None."""
+        saved = load_state(self.output_dir) if self.cfg.get("deadline") is not None else None
+        stopped = passed_before_start(self.cfg, self.output_dir, saved.last_round if saved else None)
+        if stopped is None:
+            return None
+        log.info(stopped)
+        return {"rows": 0, "final": None, "note": None, "output_dir": self.output_dir, "rounds": self.rounds,
+                "setup_seconds": 0.0, "loop_seconds": 0.0, "stopped": stopped}
 
     def start_or_resume(self, strategy: Strategy, saved: Optional[RunState]) -> Loop:
         """Read the data and draw the initial set; a saved run's pool, generator and rows are taken back."""
@@ -167,7 +181,8 @@ class Experiment:
         """Rounds first_round..R; returns (why the run ended early or None, why it stopped or None)."""
         started = time.perf_counter()
         for r in range(loop.first_round, self.rounds + 1):
-            stopped = distributed.broadcast_from_main(self.too_late_for(r, loop.table.rows, loop.strategy))
+            stopped = distributed.broadcast_from_main(
+                too_late_for(self.cfg, r, loop.table.rows, loop.strategy.query_model == "detector"))
             if stopped:
                 log.info(stopped)
                 return None, stopped
@@ -253,23 +268,6 @@ class Experiment:
             log.info(fit_line(role, round_index, self.rounds, fit.trainer.current_epoch,
                               None if loss is None else float(loss), fit.seconds))
         return fit
-
-    def too_late_for(self, round_index: int, rows: list, strategy: Strategy) -> Optional[str]:
-        """With a `deadline` (Unix time), why round `round_index` would not end before it, or None.
-
-        The estimate comes from this run's earlier rounds (osal.loop.round_estimate); a run with none
-        timed yet starts its round.
-        """
-        deadline = self.cfg.get("deadline")
-        if deadline is None or not rows:
-            return None
-        needed = next_round_seconds(rows, self.rounds, int(self.cfg.al.query_size),
-                                    int(self.cfg.trainer.max_epochs), strategy.query_model == "detector")
-        left = float(deadline) - time.time()
-        if needed is None or needed <= left:
-            return None
-        return (f"deadline: round {round_index} would need about {needed:.0f} s and {max(left, 0):.0f} s are left; "
-                f"stopped after round {round_index - 1}, the same command continues it")
 
     @staticmethod
     def make_row(r: int, counts: dict, query: Optional[dict], tested: dict, fit_seconds: float,
