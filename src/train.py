@@ -20,8 +20,10 @@ from osal.errors import OsalError, machine_problem  # noqa: E402
 from osal.interrupt import EXIT_STATUS, Interrupted, ctrl_c_interrupts  # noqa: E402
 from osal.loop.devices import spread_over_gpus  # noqa: E402
 from osal.loop.experiment import Experiment, where_it_stands  # noqa: E402
+from osal.loop.hydra_files import hydra_files  # noqa: E402
 from osal.loop.job_failed import JobFailed  # noqa: E402
 from osal.loop.processes import ddp_processes  # noqa: E402
+from osal.loop.run_folder import show_failed_start  # noqa: E402
 from osal.quiet import quiet_lightning  # noqa: E402
 from osal.targets import check_overrides, command_line_overrides  # noqa: E402
 
@@ -38,11 +40,12 @@ def main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     output_dir = hydra_cfg.runtime.output_dir
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    files = hydra_files(cfg, hydra_cfg)  # .hydra/, as composed: written once the directory is this run's
     with open_dict(cfg):
         gpu_lock = spread_over_gpus(cfg, hydra_cfg)  # held while this job runs
     try:
         with ctrl_c_interrupts():
-            experiment = Experiment(cfg, output_dir)  # the config is checked before any process starts
+            experiment = Experiment(cfg, output_dir, files)  # the config is checked before any process starts
             with ddp_processes(cfg, hydra_cfg, script=__file__):  # one process unless trainer.devices > 1
                 summary = experiment.run()
     except Interrupted:
@@ -55,6 +58,7 @@ def main(cfg: DictConfig) -> float:
             machine_problem(error, where=f"writing under {output_dir}")
         if problem is None:
             raise  # an OSError the machine did not cause is a bug: keep its traceback
+        show_failed_start(output_dir, files)
         if isinstance(error, OSError):
             problem += f"; {where_it_stands(output_dir)}: fix that and run the same command again to continue"
         if multirun:
@@ -67,7 +71,7 @@ def main(cfg: DictConfig) -> float:
         if gpu_lock is not None:
             gpu_lock.close()
     log.info("results in %s", summary["output_dir"])
-    return summary["final"]["recall"] or 0.0  # what a sweeper would optimise
+    return (summary["final"] or {}).get("recall") or 0.0  # what a sweeper would optimise
 
 
 def refuse_foreign_targets() -> None:

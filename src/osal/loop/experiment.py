@@ -22,20 +22,21 @@ from osal.data.datamodule import PoolDataModule
 from osal.data.split import OpenSetSplit
 from osal.engine import distributed
 from osal.engine.fit import Fit, fit_role
-from osal.errors import ConfigError
+from osal.errors import OsalError, brief
 from osal.folders import check_writable, exclusive_use
 from osal.loop import selection_metrics as sm
 from osal.loop.data import open_set_data
+from osal.loop.deadline import passed_before_start, too_late_for
 from osal.loop.progress import RoundProgressBar, eta_seconds, fit_line, format_duration, on_terminal
 from osal.loop.query_callback import QueryCallback
-from osal.loop.round_estimate import next_round_seconds
+from osal.loop.run_folder import composed_config, refuse_unless_ours, take_folder
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 from osal.records.metrics import MetricsTable, table_header, table_line
-from osal.records.run_files import foreign_records, record_kind
+from osal.records.run_files import record_kind
 from osal.records.run_logger import check_logger_can_start, close_logger, log_row, open_logger
-from osal.records.run_state import RunState, load_state
-from osal.records.settings import differences_that_matter
+from osal.records.run_state import STATE_FILE, STATE_FIX, RunState, load_state
 from osal.records.summary import read_summary, remove_summary, write_summary
+from osal.stored import DamagedFileError
 from osal.strategies.base import Strategy
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ def where_it_stands(output_dir: Union[str, os.PathLike]) -> str:
     """What a stopped run kept, for the line that ends an interrupted or failed command."""
     try:
         saved = load_state(output_dir)
-    except (OSError, ValueError, KeyError):
+    except OsalError:
+        return f"{os.path.join(output_dir, STATE_FILE)} does not read back, so what the run kept is unknown"
+    except OSError:
         saved = None
     if saved is None:
         return f"no round of the run in {output_dir} was completed, so nothing of it is kept"
@@ -72,7 +75,9 @@ class Loop:
 class Experiment:
     """Runs the loop described by a composed config and writes its records under `output_dir`."""
 
-    def __init__(self, cfg: DictConfig, output_dir: Union[str, os.PathLike]):
+    def __init__(self, cfg: DictConfig, output_dir: Union[str, os.PathLike], hydra_files: Optional[dict] = None):
+        """`hydra_files`: the .hydra/ files to write once the directory is known to be this run's
+        (osal.loop.hydra_files; train.py gives them, a run made in Python has none)."""
         validate_config(cfg)
         self.cfg = cfg
         self.output_dir = str(output_dir)
@@ -81,19 +86,33 @@ class Experiment:
         check_writable(self.output_dir, "the run directory", "give hydra.run.dir=... a folder you can write to")
         os.makedirs(self.output_dir, exist_ok=True)
         self.config = OmegaConf.to_container(cfg, resolve=True)
+        self.hydra_files = hydra_files
+        self.composed = composed_config(cfg, hydra_files)
 
     # -- the run, top to bottom ----------------------------------------------------------
     def run(self) -> dict:
         """Run (or resume) the loop; a second command on the same run directory meanwhile is refused."""
         # under DDP the main process alone holds the directory, decides and writes; the others follow it
         main = distributed.is_main()
+        strategy = self.check_before_start()
+        if main:  # a directory that is not this run's is refused as it was: not even a lock file is made
+            refuse_unless_ours(self.output_dir, self.cfg, self.config, self.composed)
+        stopped = distributed.broadcast_from_main(self.started_after_deadline() if main else None)
+        if stopped is not None:
+            return stopped
         with exclusive_use(self.output_dir, "src/train.py") if main else contextlib.nullcontext():
             run_started = time.perf_counter()
-            strategy = self.check_before_start()
+            if main:
+                # again, now that no other command can write there: one may have, since the check above
+                refuse_unless_ours(self.output_dir, self.cfg, self.config, self.composed)
+                if self.cfg.get("fresh"):
+                    self.clear_records()
             saved = distributed.broadcast_from_main(load_state(self.output_dir) if main else None)
             finished = distributed.broadcast_from_main(self.finished_run(saved) if main else None)
             if finished is not None:
                 return finished
+            if main:
+                take_folder(self.output_dir, self.hydra_files)
             loop = self.start_or_resume(strategy, saved)
             started = time.perf_counter()
             try:
@@ -106,20 +125,23 @@ class Experiment:
                                loop_seconds=time.perf_counter() - started)
 
     def check_before_start(self) -> Strategy:
-        """Everything that can be refused before any data is read; returns the strategy."""
+        """What can be refused before the run directory is looked at; returns the strategy."""
         strategy = build(self.cfg.strategy.selector)  # its parameters are checked here
         validate_strategy(self.cfg, strategy)
-        if not distributed.is_main():
-            return strategy  # the main process checks and clears the records
-        check_logger_can_start(self.cfg)
-        foreign = foreign_records(self.output_dir)
-        if foreign:
-            raise ConfigError(f"{self.output_dir} holds {foreign}, which is not a record of an osal run; a run "
-                              "writes its records there (and fresh=true deletes them), so give this run its own "
-                              "hydra.run.dir=..., or move that file away")
-        if self.cfg.get("fresh"):
-            self.clear_records()
+        if distributed.is_main():
+            check_logger_can_start(self.cfg)
         return strategy
+
+    def started_after_deadline(self) -> Optional[dict]:
+        """The summary of a run stopped before its next round, when `deadline` had passed before this command
+        started (nothing read, nothing written: osal.loop.deadline); else None."""
+        saved = load_state(self.output_dir) if self.cfg.get("deadline") is not None else None
+        stopped = passed_before_start(self.cfg, self.output_dir, saved.last_round if saved else None)
+        if stopped is None:
+            return None
+        log.info(stopped)
+        return {"rows": 0, "final": None, "note": None, "output_dir": self.output_dir, "rounds": self.rounds,
+                "setup_seconds": 0.0, "loop_seconds": 0.0, "stopped": stopped}
 
     def start_or_resume(self, strategy: Strategy, saved: Optional[RunState]) -> Loop:
         """Read the data and draw the initial set; a saved run's pool, generator and rows are taken back."""
@@ -130,10 +152,14 @@ class Experiment:
                     table=MetricsTable(os.path.join(self.output_dir, "metrics.csv") if distributed.is_main() else None),
                     logger=None)
         if saved is not None:
-            datamodule.pool.load_state_dict(saved.pool)
-            loop.query_rng.bit_generator.state = saved.rng_state
+            try:
+                datamodule.pool.load_state_dict(saved.pool)
+                loop.query_rng.bit_generator.state = saved.rng_state
+                strategy.load_state_dict(saved.strategy_state)
+            except (ValueError, TypeError, KeyError) as error:
+                raise DamagedFileError(f"{os.path.join(self.output_dir, STATE_FILE)} does not fit this run's data "
+                                       f"({brief(error)}); {STATE_FIX}") from None
             loop.queries = saved.queries
-            strategy.load_state_dict(saved.strategy_state)
             if distributed.is_main():
                 loop.table.restore(saved.last_round)
             loop.table.rows = distributed.broadcast_from_main(loop.table.rows)
@@ -155,7 +181,8 @@ class Experiment:
         """Rounds first_round..R; returns (why the run ended early or None, why it stopped or None)."""
         started = time.perf_counter()
         for r in range(loop.first_round, self.rounds + 1):
-            stopped = distributed.broadcast_from_main(self.too_late_for(r, loop.table.rows, loop.strategy))
+            stopped = distributed.broadcast_from_main(
+                too_late_for(self.cfg, r, loop.table.rows, loop.strategy.query_model == "detector"))
             if stopped:
                 log.info(stopped)
                 return None, stopped
@@ -242,23 +269,6 @@ class Experiment:
                               None if loss is None else float(loss), fit.seconds))
         return fit
 
-    def too_late_for(self, round_index: int, rows: list, strategy: Strategy) -> Optional[str]:
-        """With a `deadline` (Unix time), why round `round_index` would not end before it, or None.
-
-        The estimate comes from this run's earlier rounds (osal.loop.round_estimate); a run with none
-        timed yet starts its round.
-        """
-        deadline = self.cfg.get("deadline")
-        if deadline is None or not rows:
-            return None
-        needed = next_round_seconds(rows, self.rounds, int(self.cfg.al.query_size),
-                                    int(self.cfg.trainer.max_epochs), strategy.query_model == "detector")
-        left = float(deadline) - time.time()
-        if needed is None or needed <= left:
-            return None
-        return (f"deadline: round {round_index} would need about {needed:.0f} s and {max(left, 0):.0f} s are left; "
-                f"stopped after round {round_index - 1}, the same command continues it")
-
     @staticmethod
     def make_row(r: int, counts: dict, query: Optional[dict], tested: dict, fit_seconds: float,
                  split: OpenSetSplit) -> dict:
@@ -283,17 +293,12 @@ class Experiment:
     def finished_run(self, saved: Optional[RunState]) -> Optional[dict]:
         """The saved summary when the run directory holds this run, finished for the rounds asked now; else None.
 
-        A run with a different config is refused. A summary.json marks a finished run (the report and
-        the sweep tally read it so): when a larger al.rounds continues a finished run, its old summary is
-        removed until the new end.
+        (A run with a different config was refused before: osal.loop.run_folder.) A summary.json marks a
+        finished run (the report and the sweep tally read it so): when a larger al.rounds continues a finished
+        run, its old summary is removed until the new end.
         """
         if saved is None:
             return None
-        diffs = differences_that_matter(saved.config, self.config)
-        if diffs:
-            shown = ", ".join(diffs[:5]) + (", ..." if len(diffs) > 5 else "")
-            raise ConfigError(f"{self.output_dir} holds a run with a different config (differs in {shown}); "
-                              "give this run its own hydra.run.dir, or set fresh=true to replace that run")
         summary = read_summary(self.output_dir)
         if summary is None:
             return None

@@ -1,11 +1,16 @@
 """The run's records: metrics.csv (rewritten atomically each round) and the printed per-round table."""
 
 import csv
+import io
 import math
 import os
 from typing import Optional, Union
 
 from osal.atomic import atomic_write_text
+from osal.stored import DamagedFileError, read_text
+
+# what to do about a metrics.csv that does not read back as osal wrote it
+METRICS_FIX = "restore it from where the run directory came (osal writes numbers only), or move it away"
 
 COLUMNS = ["round", "n_labeled", "n_invalid", "n_unlabeled", "queried", "queried_known", "precision", "recall",
            "recall_incl_initial", "test_accuracy", "test_macro_precision", "test_macro_recall", "test_macro_f1",
@@ -36,9 +41,12 @@ class MetricsTable:
     def restore(self, last_round: int) -> None:
         """Take back the rows of rounds 0..last_round from the file (a crash may have left a later one)."""
         rows = read_metrics(self.path) if os.path.exists(self.path) else []
-        self.rows = [{c: row.get(c) for c in COLUMNS} for row in rows if row["round"] <= last_round]
+        self.rows = [{c: row.get(c) for c in COLUMNS} for row in rows
+                     if row.get("round") is not None and row["round"] <= last_round]
         if [r["round"] for r in self.rows] != list(range(last_round + 1)):
-            raise ValueError(f"{self.path} lacks rounds of 0..{last_round}; it does not match the saved state")
+            raise DamagedFileError(f"{self.path} lacks rows of rounds 0..{last_round}, which state.npz says were "
+                                   "completed; restore it from where the run directory came, or move state.npz "
+                                   "away to start the run again")
         self._flush()
 
     def _flush(self) -> None:
@@ -59,18 +67,29 @@ def _csv_value(value: Optional[float]) -> str:
 
 
 def read_metrics(path: Union[str, os.PathLike]) -> list:
-    """metrics.csv back as dicts of numbers (empty cells become None)."""
-    with open(path, newline="") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """metrics.csv back as dicts of numbers (empty cells become None); DamagedFileError naming the file, the line
+    and what to do when it does not read back (osal.stored.read_text) or a cell is not a number."""
+    rows = []
+    # line 1 is the header; a row's cells beyond the header's come under None, missing ones are None
+    for line, row in enumerate(csv.DictReader(io.StringIO(read_text(path), newline="")), start=2):
+        if None in row or None in row.values():
+            raise DamagedFileError(f"{path} line {line} has another number of cells than its header; {METRICS_FIX}")
+        rows.append({k: _parse(v, path, line, k) for k, v in row.items()})
+    return rows
 
 
-def _parse(text: str) -> Optional[float]:
+def _parse(text: str, path: Union[str, os.PathLike], line: int, column: str) -> Optional[float]:
     if text == "":
         return None
     try:
         return int(text)
     except ValueError:
+        pass
+    try:
         return float(text)
+    except ValueError:
+        raise DamagedFileError(f"{path} line {line} holds {text[:40]!r} as {column}, where a number belongs; "
+                               f"{METRICS_FIX}") from None
 
 
 def table_header() -> str:

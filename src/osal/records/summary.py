@@ -9,6 +9,7 @@ import os
 from typing import Optional, Union
 
 from osal.atomic import atomic_write_text
+from osal.stored import DamagedFileError, read_text
 
 SUMMARY_FILE = "summary.json"
 
@@ -27,10 +28,19 @@ def write_summary(directory: Union[str, os.PathLike], summary: dict) -> None:
 
 
 def read_summary(directory: Union[str, os.PathLike]) -> Optional[dict]:
+    """The summary of a finished run, or None; DamagedFileError when summary.json is not the JSON object osal
+    writes (or does not read back: osal.stored.read_text)."""
     if not is_finished(directory):
         return None
-    with open(summary_path(directory)) as f:
-        return json.load(f)
+    path = summary_path(directory)
+    try:
+        summary = json.loads(read_text(path))
+    except ValueError:
+        summary = None
+    if not isinstance(summary, dict) or "output_dir" not in summary:
+        raise DamagedFileError(f"{path} is not the summary osal writes (a JSON object with the run's results); "
+                               "restore it from where the run directory came, or move it away")
+    return summary
 
 
 def remove_summary(directory: Union[str, os.PathLike]) -> None:
