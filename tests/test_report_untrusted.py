@@ -271,3 +271,18 @@ def test_a_copy_beside_another_seed_leaves_two_runs_not_three(sweep, tmp_path):
     assert [c.strip() for c in row(text).strip("|").split("|")][3] == "2"
     assert "Duplicate runs, each counted once (1):" in text
 
+
+@pytest.mark.slow
+def test_a_published_curves_file_with_a_text_number_is_one_sentence_naming_it(sweep, tmp_path):
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "theirs.csv").write_text("dataset,mismatch,setting,strategy,seed,round,recall_incl_initial,precision,"
+                                          "test_accuracy,source\ndigits,zero point four,,lfosa,1,0,,,0.5,a log\n")
+    result = subprocess.run([sys.executable, "src/report.py", str(sweep), "--out", str(tmp_path / "report"),
+                             "--no-figures", "--published", str(published)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {published / 'theirs.csv'} line 2: mismatch 'zero point four' is not "
+                                    "a number")
+    assert "--no-published" in result.stderr
+    assert not (tmp_path / "report").exists()
