@@ -6,7 +6,10 @@ per strategy) and report.md (final recall, mean precision, final accuracy and th
 under the recall and accuracy curves, mean ± sample sd over seeds), and prints the table and
 how many jobs finished or failed. Only finished runs enter the figures and the table (its
 "finished runs" column says over how many each row averages); unfinished ones are listed
-apart, at the round they reached. Where the LfOSA authors published numbers for the same dataset,
+apart, at the round they reached. A run folder whose files cannot be used (a metrics.csv with a text cell,
+an extra column, a missing round, an empty value the table needs or merge-conflict markers; another program's
+Hydra folder) is left out and listed with the reason, and two copies of one run (the same config, settings
+that change no result aside) count once. Where the LfOSA authors published numbers for the same dataset,
 mismatch and strategy (docs/measurements/published/), they are drawn dotted on the figures and compared
 in a second table (recall in their code's variant, rounds aligned as their code measures them).
 """
@@ -24,6 +27,7 @@ from osal.folders import check_writable  # noqa: E402
 from osal.records.sweep_status import describe, sweep_status  # noqa: E402
 from osal.report import published  # noqa: E402
 from osal.report.collect import find_runs  # noqa: E402
+from osal.report.left_out import markdown_duplicates, markdown_left_out  # noqa: E402
 from osal.report.table import markdown, markdown_unfinished, summarise, unfinished  # noqa: E402
 
 FIGURES = {"recall": "recall.png", "precision": "precision.png", "test_accuracy": "accuracy.png",
@@ -54,9 +58,20 @@ def check_out(out: str) -> Optional[str]:
     return None
 
 
+def no_runs(root: str, left_out: list) -> str:
+    """Why there is nothing to report under `root`, in one sentence."""
+    if not left_out:
+        return f"no run (metrics.csv with .hydra/config.yaml) under {root}; give the sweep directory"
+    folders = f"{len(left_out)} run folder{' was' if len(left_out) == 1 else 's were'} left out"
+    return f"no run under {root} can be reported: {folders}, the first because {left_out[0]}"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return report(argv)
+    except OsalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: report.md and each figure are written whole or not at all; run the same command again",
               file=sys.stderr)
@@ -81,24 +96,26 @@ def report(argv: Optional[Sequence[str]] = None) -> int:
     if not os.path.isdir(args.root):
         print(f"error: {args.root} is not a directory; give a sweep or outputs directory", file=sys.stderr)
         return 2
-    runs = find_runs(args.root)
+    found = find_runs(args.root)
+    runs = found.runs
     if not runs:
-        print(f"error: no run (metrics.csv with .hydra/config.yaml) under {args.root}; give the sweep directory",
-              file=sys.stderr)
+        print(f"error: {no_runs(args.root, found.left_out)}", file=sys.stderr)
         return 2
     out = args.out or os.path.join(args.root, "report")
     problem = check_out(out)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    # read before anything is written: a published curve that cannot be read stops the report
+    theirs = [] if args.no_published or not os.path.isdir(args.published) else published.load(args.published)
     os.makedirs(out, exist_ok=True)
     status = describe(sweep_status(args.root))
     finished = [run for run in runs if run["finished"]]
     table = markdown(summarise(runs)) if finished else "No run has finished yet: there are no final values."
     apart = markdown_unfinished(unfinished(runs))
-    theirs = [] if args.no_published or not os.path.isdir(args.published) else published.load(args.published)
     comparison = published.markdown(published.compare(runs, theirs))
-    text = "\n\n".join(part for part in (status, table, comparison, apart) if part)
+    parts = (status, table, comparison, apart, markdown_left_out(found.left_out), markdown_duplicates(found.duplicates))
+    text = "\n\n".join(part for part in parts if part)
     atomic_write_text(os.path.join(out, "report.md"), f"{REPORT_TITLE}{os.path.abspath(args.root)}\n\n{text}\n")
     if not args.no_figures and finished:
         from osal.report.figures import draw  # matplotlib only when drawing

@@ -66,7 +66,7 @@ def test_a_killed_run_is_left_out_of_the_row_and_listed_apart(sweep_with_a_kille
 def test_the_figures_are_drawn_from_the_finished_runs_only(sweep_with_a_killed_job):
     from osal.report.collect import find_runs
     from osal.report.curves import mean_curves
-    runs = [run for run in find_runs(sweep_with_a_killed_job) if run["finished"]]
+    runs = [run for run in find_runs(sweep_with_a_killed_job).runs if run["finished"]]
     rounds, _, _, n = mean_curves(runs, "recall")[("digits", 0.4)]["lfosa"]
     assert n == 2 and rounds.tolist() == [0, 1, 2]  # the killed run would cut the curve to round 0
 

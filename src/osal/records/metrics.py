@@ -78,7 +78,8 @@ def read_metrics(path: Union[str, os.PathLike]) -> list:
     return rows
 
 
-def _parse(text: str, path: Union[str, os.PathLike], line: int, column: str) -> Optional[float]:
+def _parse(text: str, path: Union[str, os.PathLike], line: int, column: str,
+           fix: str = METRICS_FIX) -> Optional[float]:
     if text == "":
         return None
     try:
@@ -89,7 +90,65 @@ def _parse(text: str, path: Union[str, os.PathLike], line: int, column: str) -> 
         return float(text)
     except ValueError:
         raise DamagedFileError(f"{path} line {line} holds {text[:40]!r} as {column}, where a number belongs; "
-                               f"{METRICS_FIX}") from None
+                               f"{fix}") from None
+
+
+def read_checked_metrics(path: Union[str, os.PathLike], fix: str) -> list:
+    """metrics.csv back as read_metrics gives it, from a file that may come from others (copied, merged, edited).
+
+    Raises DamagedFileError naming the file, what osal would never have written there and `fix` (what to do),
+    unless the file holds osal's columns, in every cell a finite number or nothing, and the rounds 0, 1, 2, ...
+    in order; an LFS pointer or merge-conflict markers get osal.stored's sentences.
+    """
+    text = read_text(path)
+    if not text.strip():
+        raise DamagedFileError(f"{path} is empty; {fix}")
+    reader = csv.reader(text.splitlines())
+    try:
+        header = next(reader)
+        _check_header(path, header, fix)
+        rows = [_checked_row(path, reader.line_num, header, cells, fix) for cells in reader if cells]
+    except csv.Error as error:
+        raise DamagedFileError(f"{path} is not a CSV file osal wrote (line {reader.line_num}: {error}); "
+                               f"{fix}") from None
+    rounds = [row["round"] for row in rows]
+    if rounds != list(range(len(rounds))):
+        first = next(k for k, r in enumerate(rounds) if r != k)
+        shown = ", ".join(map(str, rounds[:12])) + (", ..." if len(rounds) > 12 else "")
+        what = f"round {first} is missing" if first not in rounds else f"round {rounds[first]} is out of place"
+        raise DamagedFileError(f"{path} holds the rounds {shown}: {what}, where osal writes every round from 0 "
+                               f"in order; {fix}")
+    return rows
+
+
+def _check_header(path: Union[str, os.PathLike], header: list, fix: str) -> None:
+    unknown = [c for c in header if c not in COLUMNS]
+    if unknown:
+        raise DamagedFileError(f"{path}'s header has the column {unknown[0]!r}, which osal does not write; {fix}")
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise DamagedFileError(f"{path}'s header lacks the column{'s' if len(missing) > 1 else ''} "
+                               f"{', '.join(missing)}; {fix}")
+    twice = next((c for c in header if header.count(c) > 1), None)
+    if twice:
+        raise DamagedFileError(f"{path}'s header names the column {twice} twice; {fix}")
+
+
+def _checked_row(path: Union[str, os.PathLike], line: int, header: list, cells: list, fix: str) -> dict:
+    if len(cells) != len(header):
+        raise DamagedFileError(f"{path} line {line} has {len(cells)} cells where its header has {len(header)}; "
+                               f"{fix}")
+    row = {}
+    for column, cell in zip(header, cells):
+        value = _parse(cell, path, line, column, fix)
+        if value is not None and not math.isfinite(value):
+            # osal writes a NaN as an empty cell, never as text
+            raise DamagedFileError(f"{path} line {line}, column {column}: {cell!r} is not a finite number; {fix}")
+        row[column] = value
+    if not isinstance(row["round"], int):
+        raise DamagedFileError(f"{path} line {line}: round {cells[header.index('round')]!r} is not a whole number; "
+                               f"{fix}")
+    return row
 
 
 def table_header() -> str:

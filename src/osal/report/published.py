@@ -10,6 +10,7 @@ queries, and accuracy after 9 queries; spreads are sample standard deviations (d
 
 import csv
 import glob
+import io
 import math
 import os
 from collections import defaultdict
@@ -17,23 +18,47 @@ from typing import Optional, Union
 
 import numpy as np
 
+from osal.stored import DamagedFileError, read_text
+
 METRICS = ("recall_incl_initial", "precision", "test_accuracy")
+COLUMNS = ("dataset", "mismatch", "strategy", "seed", "round", "source", *METRICS)
+FIX = "correct it, or give --no-published"
 
 
 def load(folder: Union[str, os.PathLike]) -> list:
     """Runs (as find_runs gives them, `published` set) from every CSV in `folder`; a row without a seed is
-    the mean of the authors' seeds (read off a plot)."""
+    the mean of the authors' seeds (read off a plot). DamagedFileError names a file that cannot be read so."""
     rows = defaultdict(list)
     for path in sorted(glob.glob(os.path.join(str(folder), "*.csv"))):
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                key = (row["dataset"], float(row["mismatch"]), row.get("setting", ""), row["strategy"],
-                       row["seed"] or "mean", row["source"])
-                rows[key].append({"round": int(row["round"]),
-                                  **{m: float(row[m]) if row.get(m) else None for m in METRICS}})
+        reader = csv.DictReader(io.StringIO(read_text(path), newline=""))  # LFS pointers, conflict markers refused
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DamagedFileError(f"{path} lacks the column {missing[0]}; {FIX}")
+        for row in reader:
+            if None in row or None in row.values():  # DictReader's marks of a row longer or shorter than the header
+                raise DamagedFileError(f"{path} line {reader.line_num} has another number of cells than its header; "
+                                       f"{FIX}")
+            values = {c: _value(path, reader.line_num, c, row[c]) for c in ("mismatch", "round", *METRICS)}
+            key = (row["dataset"], values["mismatch"], row.get("setting") or "", row["strategy"],
+                   row["seed"] or "mean", row["source"])
+            rows[key].append({"round": values["round"], **{m: values[m] for m in METRICS}})
     return [{"dataset": d, "mismatch": m, "variant": v, "strategy": s, "seed": seed, "source": source,
              "rows": sorted(r, key=lambda x: x["round"]), "finished": True, "published": True}
             for (d, m, v, s, seed, source), r in sorted(rows.items())]
+
+
+def _value(path: str, line: int, column: str, cell: Optional[str]) -> Optional[Union[int, float]]:
+    """A number of a published curve (an empty cell: none, but a round always has one)."""
+    if not cell and column not in ("mismatch", "round"):
+        return None
+    try:
+        value = int(cell) if column == "round" else float(cell)
+    except (TypeError, ValueError):  # TypeError: a row shorter than the header
+        kind = "a whole number" if column == "round" else "a number"
+        raise DamagedFileError(f"{path} line {line}: {column} {cell!r} is not {kind}; {FIX}") from None
+    if not math.isfinite(value):
+        raise DamagedFileError(f"{path} line {line}: {column} {cell!r} is not a finite number; {FIX}")
+    return value
 
 
 def at_round(run: dict, metric: str, round_index: int) -> Optional[float]:
