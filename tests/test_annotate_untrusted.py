@@ -8,6 +8,8 @@ import pickle
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from conftest import ROOT
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 91232\n"
 CONFLICT = "<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> theirs\n"
 DEEP = "[" * 100_000 + "]" * 100_000  # json.loads ends in RecursionError
+LINKED = 7  # the Label Studio project id a linked annotation project keeps in label_studio.json
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +260,169 @@ def test_a_damaged_config_yaml_is_refused_before_any_training(case, project, cap
     damage(project)
     line = refused(capsys, project, "next")
     assert CONFIG_FILE in line and words in line, line
+
+
+# -- Label Studio: what the server sends back -----------------------------------------------------------------
+class FakeLabelStudio:
+    """A tiny HTTP server on localhost that answers each path with what a test tells it (the longest matching
+    prefix wins), so that osal's own client runs for real against answers no real Label Studio gives."""
+
+    def __init__(self, answers):
+        self.answers, self.requests = answers, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self):
+                server.requests.append((self.command, self.path))
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                prefix = max((p for p in server.answers if self.path.startswith(p)), key=len, default=None)
+                kind, body = server.answers[prefix] if prefix else ("application/json", b'{"detail": "Not found."}')
+                body = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(200 if prefix else 404)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+    def posted(self):
+        return [path for method, path in self.requests if method != "GET"]
+
+
+HTML = ("text/html", b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>proxy login</body></html>")
+JSON = "application/json"
+PROJECT_REPLY = {f"/api/projects/{LINKED}": (JSON, {"id": LINKED, "title": "osal project"})}
+BAD_SERVERS = {  # (answers by path, the token, linked to a Label Studio project, what the message says it got)
+    "an HTML page": ({"/": HTML}, "token", False, "an HTML page"),
+    "an HTML page for the linked project": ({"/": HTML}, "token", True, "an HTML page"),
+    "a JSON list for the projects": ({"/api/": (JSON, [])}, "token", False, "a JSON list"),
+    "a JSON list for the linked project": ({"/api/": (JSON, [{"title": "x"}])}, "token", True, "a JSON list"),
+    "a JSON list for the token refresh": ({"/api/": (JSON, [])}, "a.b.c", False, "a JSON list"),
+    "JSON nested too deeply": ({"/": (JSON, DEEP.encode())}, "token", False, "nested"),
+    "a project without an id": ({f"/api/projects/{LINKED}": (JSON, {"title": "x"})}, "token", True, "'id'"),
+    "a page of projects without results": ({"/api/projects": (JSON, {"detail": "ok"})}, "token", False, "'results'"),
+}
+
+
+def link(directory):
+    (directory / "label_studio.json").write_text(json.dumps({"project": LINKED}) + "\n")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SERVERS))
+def test_a_url_that_is_not_label_studio_is_refused_before_any_training(case, project, capsys):
+    answers, token, linked, words = BAD_SERVERS[case]
+    if linked:
+        link(project)
+    with FakeLabelStudio(answers) as server:
+        line = refused(capsys, project, "next", "--label-studio", "--label-studio-url", server.url,
+                       "--label-studio-token", token)
+        assert server.requests and not server.posted()[1:]  # at most the token refresh: nothing was pushed
+    assert server.url in line and words in line, line
+    assert not (project / "models").exists() and not (project / "batches").exists()
+
+
+def exported(waiting, change):
+    """batch 1's tasks as Label Studio exports them, answered, then `change`d."""
+    tasks = json.loads((waiting / "batches" / "batch_01" / "tasks.json").read_text())
+    for task in tasks:
+        task["annotations"] = [{"id": 1, "was_cancelled": False, "result": [
+            {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": ["unknown"]}}]}]
+    return change(tasks)
+
+
+def task_entry(position, key, value):
+    def change(tasks):
+        tasks[position][key] = value
+        return tasks
+    return change
+
+
+BAD_EXPORTS = {
+    "annotations not a list": (task_entry(3, "annotations", {"result": []}), "task"),
+    "annotations as text": (task_entry(0, "annotations", "0"), "annotations"),
+    "data not an object": (task_entry(2, "data", ["x"]), "data"),
+    "a result not an object": (lambda t: t[1]["annotations"][0].__setitem__("result", ["x"]) or t, "result"),
+    "choices not a list": (lambda t: t[4]["annotations"][0]["result"][0]["value"].__setitem__("choices", "0") or t,
+                           "choices"),
+    "a task not an object": (lambda t: t[:3] + [5] + t[4:], "task"),
+    "an object, not a list": (lambda t: {"tasks": t}, "list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EXPORTS))
+def test_a_malformed_export_from_label_studio_is_refused_whole_and_not_written(case, waiting, capsys):
+    change, words = BAD_EXPORTS[case]
+    link(waiting)
+    answers = {**PROJECT_REPLY, f"/api/projects/{LINKED}/export": (JSON, exported(waiting, change))}
+    with FakeLabelStudio(answers) as server:
+        line = refused(capsys, waiting, "import", "--from-label-studio", "--label-studio-url", server.url,
+                       "--label-studio-token", "token")
+    assert server.url in line and words in line and "nothing was applied" in line, line
+
+
+def test_an_export_nested_too_deeply_is_refused_from_the_server_and_from_a_file(waiting, tmp_path, capsys):
+    link(waiting)
+    answers = {**PROJECT_REPLY, f"/api/projects/{LINKED}/export": (JSON, DEEP.encode())}
+    with FakeLabelStudio(answers) as server:
+        line = refused(capsys, waiting, "import", "--from-label-studio", "--label-studio-url", server.url,
+                       "--label-studio-token", "token")
+    assert server.url in line and "nested" in line, line
+    (tmp_path / "export.json").write_text(DEEP)
+    line = refused(capsys, waiting, "import", tmp_path / "export.json")
+    assert "export.json" in line and "nested" in line, line
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EXPORTS))
+def test_a_malformed_export_file_is_refused_whole(case, waiting, tmp_path, capsys):
+    change, words = BAD_EXPORTS[case]
+    (tmp_path / "export.json").write_text(json.dumps(exported(waiting, change)))
+    line = refused(capsys, waiting, "import", tmp_path / "export.json")
+    assert "export.json" in line and words in line and "nothing was applied" in line, line
+
+
+# -- what a linked project keeps of Label Studio ---------------------------------------------------------------
+DAMAGED_LINKS = {
+    "an id that is a path": ('{"project": "../admin"}', "label_studio.json"),
+    "a list": ("[7]", "label_studio.json"),
+    "not JSON": ("{", "not valid JSON"),
+    "an LFS pointer": (LFS_POINTER, "Git LFS pointer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_LINKS))
+def test_a_damaged_label_studio_json_is_refused_before_the_server_is_asked(case, waiting, capsys):
+    text, words = DAMAGED_LINKS[case]
+    (waiting / "label_studio.json").write_text(text)
+    with FakeLabelStudio(PROJECT_REPLY) as server:
+        line = refused(capsys, waiting, "push", "--label-studio-url", server.url, "--label-studio-token", "token")
+    assert "label_studio.json" in line and words in line and not server.requests, line
+
+
+DAMAGED_TASKS = {"not JSON": "{", "an LFS pointer": LFS_POINTER, "not a list of tasks": "[1, 2]"}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_TASKS))
+def test_push_refuses_damaged_tasks_json_before_sending_anything(case, waiting, capsys):
+    link(waiting)
+    (waiting / "batches" / "batch_01" / "tasks.json").write_text(DAMAGED_TASKS[case])
+    with FakeLabelStudio(PROJECT_REPLY) as server:
+        line = refused(capsys, waiting, "push", "--label-studio-url", server.url, "--label-studio-token", "token")
+    assert "tasks.json" in line and not server.posted(), line
