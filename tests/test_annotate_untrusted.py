@@ -13,13 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from osal.annotate.cli import main
 from osal.annotate.create import create_project
-from osal.annotate.project import CONFIG_FILE, IMAGES_FILE, PROJECT_FILE, STATE_FILE
+from osal.annotate.project import CONFIG_FILE, IMAGES_FILE, PROJECT_FILE, STATE_FILE, Project
 
-from annotation_helpers import FAST, KNOWN, digits, file_digests, first_batch  # noqa: F401 (fixtures)
+from annotation_helpers import FAST, KNOWN, digits, file_digests, fill_sheet, first_batch  # noqa: F401 (fixtures)
 from conftest import ROOT
 
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 91232\n"
@@ -426,3 +427,59 @@ def test_push_refuses_damaged_tasks_json_before_sending_anything(case, waiting, 
     with FakeLabelStudio(PROJECT_REPLY) as server:
         line = refused(capsys, waiting, "push", "--label-studio-url", server.url, "--label-studio-token", "token")
     assert "tasks.json" in line and not server.posted(), line
+
+
+# -- the batch folders and the images they show ------------------------------------------------------------
+def test_a_file_where_the_next_batch_folder_goes_is_refused_before_any_training(waiting, digits, tmp_path,  # noqa: F811
+                                                                                capsys):
+    sheet = tmp_path / "answers.csv"
+    shutil.copy(Project(waiting).batch_dir(1) + "/answers.csv", sheet)
+    fill_sheet(sheet, digits)
+    assert main(["-p", str(waiting), "import", str(sheet)]) == 0
+    (waiting / "batches" / "batch_02").write_text("not a folder")
+    line = refused(capsys, waiting, "next")  # byte-identical: the models were not retrained either
+    assert "batch_02" in line and "not a folder" in line, line
+
+
+def test_an_image_changed_in_the_image_folder_since_init_is_named_and_no_batch_recorded(project, digits,  # noqa: F811
+                                                                                          tmp_path, capsys):
+    folder, _ = digits
+    images = tmp_path / "images"
+    shutil.copytree(folder / "images", images)
+    for image in images.glob("*.png"):
+        image.write_bytes(b"no longer a PNG")
+    description(setitem("image_folder", str(images)))(project)
+    before = (project / STATE_FILE).read_bytes()
+    capsys.readouterr()
+    assert main(["-p", str(project), "next"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"cannot read image {images}/" in err and "contact sheet" in err
+    assert (project / STATE_FILE).read_bytes() == before and not (project / "batches").exists()
+
+
+# -- the models a project keeps ------------------------------------------------------------------------------
+DAMAGED_MODELS = {
+    "an LFS pointer": (replaced("models/detector.pt", LFS_POINTER), "Git LFS pointer"),
+    "truncated": (truncated("models/classifier.pt"), "damaged"),
+    "a list": (lambda d: torch.save([1, 2], d / "models" / "detector.pt"), "not a network osal saved"),
+    "not torch's": (replaced("models/classifier.pt", b"\x80\x04K\x01."), "not a network osal saved"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_MODELS))
+def test_a_damaged_saved_network_is_refused_before_any_training(case, waiting, tmp_path, capsys):
+    damage, words = DAMAGED_MODELS[case]
+    damage(waiting)
+    line = refused(capsys, waiting, "export", "--to", tmp_path / "out")
+    assert "models/" in line and words in line and "delete it" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_saved_network_of_another_model_is_trained_again(waiting, tmp_path):
+    saved = torch.load(waiting / "models" / "detector.pt", weights_only=True)
+    saved["state_dict"] = {"encoder.other.weight": torch.zeros(3)}  # what another config.yaml's model would hold
+    torch.save(saved, waiting / "models" / "detector.pt")
+    assert main(["-p", str(waiting), "export", "--to", str(tmp_path / "out")]) == 0
+    again = torch.load(waiting / "models" / "detector.pt", weights_only=True)["state_dict"]
+    assert "encoder.other.weight" not in again and (tmp_path / "out" / "models" / "detector.pt").exists()
