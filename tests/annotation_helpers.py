@@ -2,6 +2,7 @@
 batch waiting (module-scoped fixtures: each test module that imports them gets its own)."""
 
 import csv
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -11,6 +12,7 @@ import pytest
 from osal.annotate import session
 from osal.annotate.create import create_project
 from osal.annotate.project import STATE_FILE, Project
+from osal.folders import LOCK_FILE
 from osal.quiet import quiet_lightning
 
 from conftest import ROOT
@@ -87,3 +89,11 @@ def first_batch(digits, tmp_path_factory):
 
 def state_bytes(directory):
     return (directory / STATE_FILE).read_bytes()
+
+
+def file_digests(directory):
+    """{relative path: sha256, or "folder"} of everything under `directory`: equal before and after a refused
+    command means nothing was changed, added or removed. The lock file a command holds the project with is left
+    out (osal's own, not the project's)."""
+    return {str(p.relative_to(directory)): "folder" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.name != LOCK_FILE}

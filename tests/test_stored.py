@@ -30,6 +30,7 @@ def test_a_good_file_reads_back_with_its_meta_parsed(tmp_path):
     ("object", "object array"),
     ("missing", "lacks state"),
     ("bad_json", "not valid JSON"),
+    ("deep_json", "not valid JSON"),
     ("json_list", "not a JSON object"),
     ("meta_number", "not the JSON text"),
 ])
@@ -50,6 +51,8 @@ def test_each_kind_of_damage_is_one_sentence_naming_the_file_and_the_fix(tmp_pat
         write_npz(path, meta=meta)
     elif damage == "bad_json":
         write_npz(path, state=np.arange(2), meta=np.array("{round: "))
+    elif damage == "deep_json":
+        write_npz(path, state=np.arange(2), meta=np.array("[" * 100000 + "]" * 100000))
     elif damage == "json_list":
         write_npz(path, state=np.arange(2), meta=np.array("[1, 2]"))
     elif damage == "meta_number":

@@ -94,7 +94,7 @@ def _meta(path: str, array: np.ndarray, fix: str) -> dict:
         raise DamagedFileError(f"{path}'s meta is not the JSON text osal writes; {fix}")
     try:
         meta = json.loads(str(array))
-    except ValueError:
+    except (ValueError, RecursionError):  # a document nested past the parser's depth
         raise DamagedFileError(f"{path}'s meta is not valid JSON; {fix}") from None
     if not isinstance(meta, dict):
         raise DamagedFileError(f"{path}'s meta is not a JSON object; {fix}")

@@ -10,7 +10,7 @@ import io
 import json
 import os
 import posixpath
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -118,17 +118,54 @@ def read_answers(path: Union[str, os.PathLike], project: Project, batch: dict) -
     return check_entries(path, entries, project, batch)
 
 
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in words: 'a JSON list', 'a JSON string', ..."""
+    kinds = {dict: "a JSON object", list: "a JSON list", str: "a JSON string", bool: "JSON true or false",
+             int: "a JSON number", float: "a JSON number", type(None): "JSON null"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def export_problem(tasks: Any) -> Optional[str]:
+    """Why `tasks` is not a Label Studio JSON export (a list of tasks whose data, annotations, results and choices
+    are of the kinds Label Studio writes), or None: checked whole before any of it is used."""
+    if not isinstance(tasks, list):
+        return f"it is {json_kind(tasks)}, not a list of tasks"
+    for position, task in enumerate(tasks, start=1):
+        if not isinstance(task, dict):
+            return f"task #{position} is {json_kind(task)}, not a task object"
+        where = f"task {task.get('id', f'#{position}')}"
+        if not isinstance(task.get("data") or {}, dict):
+            return f"{where}'s data is {json_kind(task['data'])}, not an object"
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+            return f"{where}'s annotations are not a list of annotation objects"
+        for annotation in annotations:
+            results = annotation.get("result") or []
+            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                return f"{where}'s annotation result is not a list of objects"
+            for result in results:
+                value = result.get("value") or {}
+                choices = (value.get("choices") or []) if isinstance(value, dict) else None
+                if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+                    return f"{where}'s choices are not a list of class names"
+    return None
+
+
 def label_studio_entries(path: str) -> list:
     """(where, image path, [the answers given]) of every task of a Label Studio JSON export."""
     try:
         with open(path, encoding="utf-8-sig") as f:
             tasks = json.load(f)
+    except RecursionError:
+        raise AnnotationError(f"cannot read {path}: its JSON is nested too deeply, which no Label Studio export "
+                              "is, so nothing was applied; export the project from Label Studio as JSON") from None
     except (OSError, ValueError) as error:
         raise AnnotationError(f"cannot read {path} as JSON ({error}); export the project from Label Studio "
                               "as JSON") from error
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
-        raise AnnotationError(f"{path} is not a Label Studio JSON export (a list of tasks); export the project "
-                              "from Label Studio as JSON, not JSON-MIN or CSV")
+    problem = export_problem(tasks)
+    if problem:
+        raise AnnotationError(f"{path} is not a Label Studio JSON export ({problem}), so nothing was applied; "
+                              "export the project from Label Studio as JSON, not JSON-MIN or CSV")
     entries = []
     for position, task in enumerate(tasks, start=1):
         data = task.get("data") or {}

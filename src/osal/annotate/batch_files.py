@@ -17,6 +17,7 @@ from PIL import Image
 from osal.annotate.answers import CHOICE_NAME, IMAGE_NAME
 from osal.annotate.project import UNKNOWN_NAME, AnnotationError, Project
 from osal.atomic import replace_folder, staging_folder
+from osal.errors import brief, machine_reason
 
 CSV_COLUMNS = ["item", "path", "suggestion", "known_probability", "answer"]
 FILES = {"csv": "answers.csv", "tasks": "tasks.json", "config": "labeling_config.xml", "sheet": "contact_sheet.html"}
@@ -37,18 +38,29 @@ def write_batch(project: Project, batch: dict) -> dict:
     texts = {"csv": answer_sheet(items), "tasks": label_studio_tasks(project, batch, items),
              "config": labeling_config(project.class_names),
              "sheet": contact_sheet(project, batch, items, paths["csv"])}
-    if os.path.exists(directory):
-        # left by a `next` that failed before it recorded this batch: nobody was asked to answer it
-        others = sorted(set(os.listdir(directory)) - set(FILES.values()))
-        if others:
-            raise AnnotationError(f"{directory} holds {others[0]}, which osal did not write, and batch "
-                                  f"{batch['number']} is about to be written there; move it away and run next again")
+    check_batch_folder(project, batch["number"])
     with staging_folder(directory) as staging:
         for kind, text in texts.items():
             with open(os.path.join(staging, FILES[kind]), "w", encoding="utf-8", newline="") as f:
                 f.write(text)
         replace_folder(staging, directory)
     return paths
+
+
+def check_batch_folder(project: Project, number: int) -> None:
+    """Refuse, before `next` trains, a place for batch `number`'s folder that holds something osal did not write
+    there: a file instead of the folder (or of batches/), or a folder with other files in it."""
+    directory = project.batch_dir(number)
+    for path in (os.path.dirname(directory), directory):
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+            raise AnnotationError(f"{path} is a file or a link, not a folder, and batch {number}'s files are about to "
+                                  "be written there; move it away and run next again")
+    if os.path.exists(directory):
+        # left by a `next` that failed before it recorded this batch: nobody was asked to answer it
+        others = sorted(set(os.listdir(directory)) - set(FILES.values()))
+        if others:
+            raise AnnotationError(f"{directory} holds {others[0]}, which osal did not write, and batch {number} is "
+                                  "about to be written there; move it away and run next again")
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:
@@ -129,7 +141,13 @@ def contact_sheet(project: Project, batch: dict, items: Sequence[Item], csv_path
     buttons = "".join(f'<button data-answer="{html.escape(n, quote=True)}">{html.escape(n)}</button>' for n in choices)
     cards = []
     for item, index, path, suggestion, probability in items:
-        uri, (w, h) = thumbnail(os.path.join(project.image_folder, path), int(a.thumbnail_pixels))
+        image = os.path.join(project.image_folder, path)
+        try:
+            uri, (w, h) = thumbnail(image, int(a.thumbnail_pixels))
+        except (OSError, Image.DecompressionBombError) as error:  # changed in the image folder since init
+            raise AnnotationError(f"cannot read image {image} for batch {batch['number']}'s contact sheet "
+                                  f"({machine_reason(error) or brief(error)}); put the image the project was created "
+                                  "with back in the image folder and run next again") from None
         small = ' class="small"' if max(w, h) < px else ""
         unknown = " suggest-unknown" if suggestion == UNKNOWN_NAME else ""
         cards.append(

@@ -92,6 +92,7 @@ def run_command(args: argparse.Namespace, project: "Project") -> None:
     from osal.annotate.export import check_predictions_file, export, format_predictions, predict
     from osal.annotate.project import shown
     from osal.atomic import atomic_write_text
+    from osal.stored import DamagedFileError
 
     server = linked = None
     if args.command == "push" or getattr(args, "label_studio", False) or getattr(args, "from_label_studio", False):
@@ -111,6 +112,8 @@ def run_command(args: argparse.Namespace, project: "Project") -> None:
         if server is not None:
             try:
                 linked = label_studio.push_batch(project, server, linked, batch)
+            except DamagedFileError:
+                raise  # its tasks.json, not the server: pushing again does not help until it is restored
             except OsalError as error:
                 raise OsalError(f"batch {batch['number']} is written but not in Label Studio ({error}); push it again "
                                 f"with: python src/annotate.py -p {args.project} push") from None

@@ -18,13 +18,13 @@ from osal.annotate.project import (
     CONFIG_FILE,
     IMAGES_FILE,
     PROJECT_FILE,
-    UNKNOWN_NAME,
     AnnotationError,
     Project,
     new_state,
     shown,
     write_state,
 )
+from osal.annotate.project_files import CLASS_NAME_RULE, is_class_name
 from osal.atomic import staging_folder
 from osal.build import build
 from osal.data.datamodule import channel_stats
@@ -56,10 +56,8 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 def check_classes(names: Iterable[str]) -> list:
     names = [n.strip() for n in names]
     for name in names:
-        if not name or name.lower() == UNKNOWN_NAME or name.startswith(".") or "/" in name or "\\" in name:
-            raise AnnotationError(f"wanted class {name!r} cannot be used: a class name must be non-empty, not "
-                                  f"{UNKNOWN_NAME!r}, not start with '.', and hold no '/' or '\\' (it becomes a "
-                                  "folder name on export); rename it")
+        if not is_class_name(name):
+            raise AnnotationError(f"wanted class {name!r} cannot be used: {CLASS_NAME_RULE}; rename it")
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise AnnotationError(f"wanted class {duplicated[0]!r} is listed more than once; list each class once")

@@ -15,14 +15,20 @@ import urllib.parse
 import urllib.request
 from typing import Any, Optional
 
+from osal.annotate.answers import export_problem, json_kind
 from osal.annotate.batch_files import FILES, labeling_config
 from osal.annotate.project import AnnotationError, Project, shown
+from osal.annotate.project_files import RESTORE, read_json
 from osal.atomic import atomic_write_text
+from osal.stored import DamagedFileError
 
 URL_VARIABLE, TOKEN_VARIABLE = "LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"
 LINK_FILE = "label_studio.json"  # in the annotation project: {"project": <Label Studio project id>}
 EXPORT_FILE = "label_studio_export.json"  # in a batch's folder: what was pulled from Label Studio
 TIMEOUT = 60.0
+# what to do when the URL answers, but not as Label Studio does (a proxy's login page, another web server)
+NOT_LABEL_STUDIO = (f"check that --label-studio-url (or {URL_VARIABLE}) is Label Studio's own address, e.g. "
+                    "http://localhost:8080, not another server's")
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +56,8 @@ class LabelStudio:
     def authorization(self) -> str:
         if self._authorization is None:
             if self.token.count(".") == 2:  # a personal access token is a JWT refresh token
-                reply = self.request("POST", "/api/token/refresh/", {"refresh": self.token}, authorize=False)
+                reply = self.reply_object("POST", "/api/token/refresh/", {"refresh": self.token}, {"access": str},
+                                          authorize=False)
                 self._authorization = f"Bearer {reply['access']}"
             else:
                 self._authorization = f"Token {self.token}"
@@ -64,7 +71,7 @@ class LabelStudio:
         request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                text = response.read().decode()
+                raw = response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")[:300]
             if error.code in (401, 403):
@@ -80,14 +87,41 @@ class LabelStudio:
             reason = getattr(error, "reason", error)
             raise AnnotationError(f"cannot reach Label Studio at {self.url} ({reason}); start it (`make "
                                   "labelstudio` installs it) or fix --label-studio-url") from None
-        return json.loads(text) if text else None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw.decode())
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError too
+            what = ("an HTML page" if raw.lstrip()[:1] == b"<" else "JSON nested too deeply to read"
+                    if isinstance(error, RecursionError) else f"text that is not JSON ({raw[:40]!r})")
+            raise AnnotationError(f"Label Studio at {self.url} answered {method} {path.split('?')[0]} with {what}, "
+                                  f"which Label Studio never sends; {NOT_LABEL_STUDIO}") from None
+
+    def reply_object(self, method: str, path: str, body: Any = None, fields: Optional[dict] = None,
+                     authorize: bool = True) -> dict:
+        """The JSON object Label Studio answers with, holding `fields` ({name: type}); anything else is one
+        sentence, before osal acts on it."""
+        reply = self.request(method, path, body, authorize)
+        fields = fields or {}
+        if not isinstance(reply, dict):
+            what = json_kind(reply)
+        else:  # a bool is an int to Python, never an id to Label Studio
+            wrong = [name for name, kind in fields.items()
+                     if not isinstance(reply.get(name), kind) or isinstance(reply.get(name), bool)]
+            what = f"a JSON object with no usable {wrong[0]!r}" if wrong else None
+        if what is not None:
+            expected = "an object" + (f" with {', '.join(map(repr, fields))}" if fields else "")
+            raise AnnotationError(f"Label Studio at {self.url} answered {method} {path.split('?')[0]} with {what}, "
+                                  f"where Label Studio sends {expected}; {NOT_LABEL_STUDIO}")
+        return reply
 
     # -- what osal does with it ----------------------------------------------------------------
     def create_project(self, title: str, label_config: str) -> int:
-        return int(self.request("POST", "/api/projects", {"title": title, "label_config": label_config})["id"])
+        reply = self.reply_object("POST", "/api/projects", {"title": title, "label_config": label_config}, {"id": int})
+        return reply["id"]
 
     def project_title(self, project_id: int) -> str:
-        return str(self.request("GET", f"/api/projects/{int(project_id)}")["title"])
+        return str(self.reply_object("GET", f"/api/projects/{int(project_id)}", fields={"id": int}).get("title"))
 
     def add_local_storage(self, project_id: int, folder: str) -> None:
         """Let the project show images of `folder` through Label Studio's local-files serving (it refuses to serve
@@ -99,20 +133,32 @@ class LabelStudio:
         # Label Studio numbers its tasks itself: osal's own `id` would collide across batches
         tasks = [{k: v for k, v in task.items() if k != "id"} for task in tasks]
         reply = self.request("POST", f"/api/projects/{int(project_id)}/import", tasks)
-        return int((reply or {}).get("task_count", len(tasks)))
+        count = reply.get("task_count") if isinstance(reply, dict) else None
+        return count if isinstance(count, int) else len(tasks)
 
     def export_tasks(self, project_id: int) -> list:
-        """Every task of the project with its annotations, as Label Studio's JSON export writes them."""
+        """Every task of the project with its annotations, as Label Studio's JSON export writes them; anything
+        else is refused whole, before any of it is written or applied."""
         query = "exportType=JSON&download_all_tasks=true"
-        return list(self.request("GET", f"/api/projects/{int(project_id)}/export?{query}"))
+        tasks = self.request("GET", f"/api/projects/{int(project_id)}/export?{query}")
+        problem = export_problem(tasks)
+        if problem:
+            raise AnnotationError(f"Label Studio at {self.url} sent an export of project {project_id} that is not "
+                                  f"Label Studio's JSON export ({problem}), so nothing was applied; {NOT_LABEL_STUDIO}")
+        return tasks
 
 
 def read_link(project_directory: str) -> Optional[int]:
+    """The Label Studio project id the annotation project keeps, or None; it becomes part of the API's URLs."""
     path = os.path.join(project_directory, LINK_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return int(json.load(f)["project"])
+    fix = "correct it to {\"project\": ID}, or move it away and give --label-studio-project ID"
+    link = read_json(path, fix)
+    project_id = link.get("project") if isinstance(link, dict) else None
+    if type(project_id) is not int or project_id < 1:
+        raise DamagedFileError(f"{path} does not hold a Label Studio project id as osal writes it; {fix}")
+    return project_id
 
 
 def write_link(project_directory: str, project_id: int) -> None:
@@ -128,13 +174,18 @@ def connect(project: Project, url: Optional[str], token: Optional[str], project_
     if linked is not None:
         server.project_title(linked)  # raises with one sentence when the id or the token is wrong
     else:
-        server.request("GET", "/api/projects?page_size=1")  # the token works
+        # the token works, and the URL is Label Studio's: its paginated list of projects
+        server.reply_object("GET", "/api/projects?page_size=1", fields={"results": list})
     return server, linked
 
 
 def push_batch(project: Project, server: LabelStudio, linked: Optional[int], batch: dict) -> int:
     """Send `batch`'s tasks (its tasks.json) to the Label Studio project, creating it (with osal's labeling config)
     the first time; returns the Label Studio project id."""
+    path = os.path.join(project.batch_dir(batch["number"]), FILES["tasks"])
+    tasks = read_json(path)  # read before anything is sent: the file may have been edited since `next` wrote it
+    if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
+        raise DamagedFileError(f"{path} is not the list of Label Studio tasks osal wrote; {RESTORE}")
     if linked is None:
         title = f"osal {os.path.basename(project.directory)}"
         linked = server.create_project(title, labeling_config(project.class_names))
@@ -147,8 +198,6 @@ def push_batch(project: Project, server: LabelStudio, linked: Optional[int], bat
                             "or set annotate.label_studio_image_url to where the images are served", error,
                             os.path.dirname(os.path.normpath(project.image_folder)))
     write_link(project.directory, linked)
-    with open(os.path.join(project.batch_dir(batch["number"]), FILES["tasks"])) as f:
-        tasks = json.load(f)
     server.import_tasks(linked, tasks)
     return linked
 

@@ -16,15 +16,17 @@ from typing import Optional, Union
 import numpy as np
 from omegaconf import OmegaConf
 
+from osal.annotate.project_files import UNKNOWN_NAME, check_images, read_config, read_description
+from osal.annotate.project_state import read_state
 from osal.atomic import atomic_write
 from osal.build import build
 from osal.data.active_pool import ActivePool
 from osal.data.datamodule import PoolDataModule
 from osal.errors import OsalError
 from osal.knobs import check_config
+from osal.stored import DamagedFileError
 
 PROJECT_FILE, CONFIG_FILE, IMAGES_FILE, STATE_FILE = "project.json", "config.yaml", "pool_images.npy", "state.npz"
-UNKNOWN_NAME = "unknown"
 LEGACY_DATAMODULE = "osal.annotate.datamodule.AnnotationDataModule"
 
 
@@ -46,20 +48,29 @@ class Project:
         if not os.path.exists(os.path.join(self.directory, PROJECT_FILE)):
             raise AnnotationError(f"{self.directory} is not an annotation project (no {PROJECT_FILE}); create one "
                                   "with `annotate.py init`, or point --project at an existing one")
-        with open(os.path.join(self.directory, PROJECT_FILE)) as f:
-            info = json.load(f)
+        # every file may come from someone else: each is checked as it is read, before any command changes anything
+        info = read_description(self.path(PROJECT_FILE))
         self.image_folder, self.paths = info["image_folder"], list(info["paths"])
         self.class_names, self.mean, self.std = list(info["classes"]), info["mean"], info["std"]
-        self.cfg = OmegaConf.load(os.path.join(self.directory, CONFIG_FILE))
+        self.cfg = read_config(self.path(CONFIG_FILE))
         # config.yaml is the project's to edit: a bad value is named before any work
-        check_config(self.cfg, one_process=True, source=os.path.join(self.directory, CONFIG_FILE))
+        check_config(self.cfg, one_process=True, source=self.path(CONFIG_FILE))
+        channels = int(self.cfg.dataset.channels)
+        check_images(self.path(IMAGES_FILE), len(self.paths), channels)
+        if len(self.mean) != channels:
+            raise DamagedFileError(f"{self.path(PROJECT_FILE)}: mean and std hold {len(self.mean)} values but the "
+                                   f"pool's images have {channels} channel(s); restore it from a good copy of the "
+                                   "project, or correct them by hand")
         self.index_of = {p: i for i, p in enumerate(self.paths)}
-        with np.load(os.path.join(self.directory, STATE_FILE)) as data:
-            # the pool's oracle is whoever answers: a HumanOracle is given to it with each answer file
-            self.pool = ActivePool(len(self.paths), len(self.class_names))
-            self.pool.load_state_dict({k: data[k] for k in ("state", "query_round", "answers")})
-            self.known_probability = data["known_probability"].astype(np.float64)
-            meta = json.loads(str(data["meta"]))
+        arrays, meta = read_state(self.path(STATE_FILE), len(self.paths), len(self.class_names))
+        # the pool's oracle is whoever answers: a HumanOracle is given to it with each answer file
+        self.pool = ActivePool(len(self.paths), len(self.class_names))
+        try:
+            self.pool.load_state_dict(arrays)
+        except ValueError as error:  # the pool's own check: states and query rounds that contradict each other
+            raise DamagedFileError(f"{self.path(STATE_FILE)} holds a pool state that does not hold together ({error}); "
+                                   "restore it from a good copy of this project") from None
+        self.known_probability = arrays["known_probability"].astype(np.float64)
         self.batches, self.rng_state = meta["batches"], meta["rng"]
         self.strategy_state = meta.get("strategy", {})  # what the strategy learned from earlier answers
 

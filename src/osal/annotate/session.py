@@ -8,7 +8,7 @@ from typing import Union
 import numpy as np
 
 from osal.annotate.answers import read_answers
-from osal.annotate.batch_files import write_batch
+from osal.annotate.batch_files import check_batch_folder, write_batch
 from osal.annotate.models import ROLES, current_models
 from osal.annotate.project import UNKNOWN_NAME, AnnotationError, Project, shown
 from osal.build import build
@@ -33,6 +33,7 @@ def next_batch(project: Project) -> dict:
         raise AnnotationError("every image of the pool has been answered; nothing is left to ask "
                               "(export the labels with `annotate.py export`)")
     number = len(project.batches) + 1
+    check_batch_folder(project, number)  # before the training, not after it
     strategy = build(cfg.strategy.selector)
     datamodule.setup("fit")
     networks = current_models(project, datamodule)
