@@ -138,7 +138,7 @@ def test_status_prints_every_run_and_the_minutes_left(demo):
     assert lines[0].split() == ["run", "rounds", "state", "images/s", "min", "left"]
     assert len(lines) == 1 + 4 + 1 and "4 of 4 runs finished" in lines[-1]
     assert all(line.split()[1:3] == ["4/4", "finished"] for line in lines[1:5])
-    assert "digits_mismatch0.4_lfosa_seed1" in format_table(campaign.progress(), 2, "the CPU")
+    assert "digits_mismatch0.4_lfosa_seed1" in format_table(campaign.progress(), 2, "the CPU", on_gpu=False)
 
 
 def test_a_run_still_training_at_the_end_of_the_window_is_stopped_and_keeps_its_rounds(tmp_path):

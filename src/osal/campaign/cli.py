@@ -1,6 +1,7 @@
 """`python src/campaign.py run|status DIR`: the command line of campaigns (src/campaign.py is its entry point)."""
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ window, on any machine, continues from it. See docs/cluster.md.
 # runs at once per GPU: in the first H200 window 4 runs at once each ran a round 1.4-1.7x slower than one run
 # alone, about 2.5x the images/s in all (docs/benchmarks.md); benchmarks/packing.py has yet to compare 8
 PER_GPU = 4
+RESERVE, STARTUP = 60.0, 30.0  # seconds, the defaults of --reserve and --startup
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,29 +42,46 @@ def parser() -> argparse.ArgumentParser:
                      "none on a machine without a GPU: the runs then use the CPU)")
     run.add_argument("--per-gpu", type=int, default=PER_GPU, help=f"runs at once on each GPU (default {PER_GPU}); "
                      "on the CPU, runs at once")
-    run.add_argument("--reserve", type=float, default=60.0, help="seconds kept free at the end of the window "
-                     "to stop and to copy the campaign back (default 60)")
+    run.add_argument("--reserve", type=float, default=RESERVE, help="seconds kept free at the end of the window "
+                     f"to stop and to copy the campaign back (default {RESERVE:g})")
     run.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                      help="this window runs only the runs with this override, e.g. --only dataset=cifar10 where only "
                      "CIFAR-10's data is at hand (repeat for several; the others wait for a later window)")
-    run.add_argument("--startup", type=float, default=30.0, help="seconds a run needs before its first round "
-                     "(default 30)")
+    run.add_argument("--startup", type=float, default=STARTUP, help="seconds a run needs before its first round "
+                     f"(default {STARTUP:g})")
     status = commands.add_parser("status", help="print where every run stands")
     status.add_argument("directory")
-    status.add_argument("--per-gpu", type=int, default=PER_GPU, help="runs at once, for the GPU minutes left")
+    status.add_argument("--per-gpu", type=int, default=PER_GPU, help="runs at once, for the minutes left")
     return main
+
+
+def check_window(seconds: float, reserve: float, startup: float) -> None:
+    """--seconds a positive number, --reserve and --startup none negative, all finite."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise OsalError(f"--seconds {seconds:g} is not a window: give its length in seconds, a positive number, "
+                        "e.g. --seconds 540")
+    for option, value, default in (("--reserve", reserve, RESERVE), ("--startup", startup, STARTUP)):
+        if not (math.isfinite(value) and value >= 0):
+            raise OsalError(f"{option} {value:g} must be a number of seconds, 0 or more (default {default:g})")
 
 
 def slots(gpus: Optional[str], per_gpu: int) -> list[Optional[str]]:
     """One entry per run slot: a CUDA device index, or None for the CPU."""
     if per_gpu < 1:
         raise OsalError(f"--per-gpu {per_gpu} must be at least 1")
+    import torch
     if gpus is None:
-        import torch
         gpus = ",".join(str(i) for i in range(torch.cuda.device_count())) or "none"
     if gpus == "none":
         return [None] * per_gpu
-    return [gpu.strip() for gpu in gpus.split(",") for _ in range(per_gpu)]
+    indices = [gpu.strip() for gpu in gpus.split(",")]
+    if not all(index.isdigit() for index in indices):
+        raise OsalError(f"--gpus {gpus}: give CUDA device indices separated by commas, e.g. --gpus 0,1, or --gpus none "
+                        "for the CPU")
+    count = torch.cuda.device_count()
+    if count and max(int(index) for index in indices) >= count:
+        raise OsalError(f"--gpus {gpus}: this machine shows {count} GPU(s), numbered 0 to {count - 1}")
+    return [index for index in indices for _ in range(per_gpu)]
 
 
 def selected(runs: list, only: Sequence[str]) -> list:
@@ -77,32 +96,53 @@ def selected(runs: list, only: Sequence[str]) -> list:
     return chosen
 
 
+def on_gpu(devices: Sequence[Optional[str]]) -> bool:
+    import torch
+    return devices[0] is not None and torch.cuda.is_available()
+
+
 def describe(devices: Sequence[Optional[str]]) -> str:
     import torch
-    if devices[0] is None or not torch.cuda.is_available():
+    if not on_gpu(devices):
         return f"the CPU ({os.cpu_count()} cores)"
     names = sorted({torch.cuda.get_device_name(int(d)) for d in devices})
     return f"{len(set(devices))} x {', '.join(names)}"
 
 
+def status(args: argparse.Namespace) -> None:
+    import torch
+
+    from osal.campaign.campaign import Campaign
+    from osal.campaign.progress import format_table
+    if args.per_gpu < 1:
+        raise OsalError(f"--per-gpu {args.per_gpu} must be at least 1")
+    campaign = Campaign(args.directory)
+    # the minutes left at the speeds measured so far: GPU minutes where a GPU would run the rest
+    gpu = torch.cuda.is_available()
+    print(format_table(campaign.progress(), args.per_gpu, "one GPU" if gpu else None, gpu))
+
+
 def run(args: argparse.Namespace) -> None:
+    if args.command == "status":
+        status(args)
+        return
     from osal.campaign.campaign import Campaign
     from osal.campaign.progress import format_table
     from osal.campaign.scheduler import Scheduler
     from osal.folders import exclusive_use
+    from osal.loop.processes import quoted
 
-    data_dir = getattr(args, "data_dir", None)
-    extra = [f"data_dir={os.path.abspath(data_dir)}"] if data_dir else []
-    campaign = Campaign(args.directory, getattr(args, "overrides", None) or None, extra)
-    if args.command == "status":
-        print(format_table(campaign.progress(), args.per_gpu, "one GPU"))
-        return
+    check_window(args.seconds, args.reserve, args.startup)
     devices = slots(args.gpus, args.per_gpu)
+    # quoted: a path with a space or an `=` in it is one value to Hydra
+    extra = [f"data_dir={quoted(os.path.abspath(args.data_dir))}"] if args.data_dir else []
+    campaign = Campaign(args.directory, args.overrides or None, extra)
     runs = selected(campaign.runs, args.only)
     device = describe(devices)
-    campaign.refuse_changed_runs()
-    campaign.save()
+    campaign.check_before_window()  # before anything is written or any run starts
+    os.makedirs(campaign.directory, exist_ok=True)
     with exclusive_use(campaign.directory, "src/campaign.py run"):
+        campaign.save()
         chosen = f" ({len(runs)} in this window: {' '.join(args.only)})" if args.only else ""
         print(f"campaign {campaign.directory}: {len(campaign.runs)} runs{chosen}, {len(devices)} at a time on "
               f"{device}, {args.seconds:.0f} s")
@@ -111,7 +151,7 @@ def run(args: argparse.Namespace) -> None:
                               args.seconds, extra, args.reserve, args.startup)
         outcomes = scheduler.run()
         campaign.log_window(device, len(devices), time.time() - started, outcomes)
-        print(format_table(campaign.progress(), len(devices), device))
+        print(format_table(campaign.progress(), len(devices), device, on_gpu(devices)))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
