@@ -1,20 +1,10 @@
 """Entry point: `python src/campaign.py run|status DIR [overrides]` advances a grid of runs a window at a time.
 
-    python src/campaign.py run docs/measurements/campaigns/reproduce_cifar10 experiment=reproduce_cifar10 \\
-        --seconds 540 --data-dir /path/to/datasets
-    python src/campaign.py status docs/measurements/campaigns/reproduce_cifar10
-
-`run` starts or continues the campaign in DIR for at most --seconds (the GPU window), as many runs at
-once per GPU as --per-gpu says, each resuming from its own directory under DIR/runs/ and never
-starting a round it cannot finish; then it prints the status table. Commit DIR afterwards: the next
-window, on any machine, continues from it. See docs/cluster.md.
+The command line and its help are osal/campaign/cli.py; see docs/cluster.md.
 """
 
-import argparse
 import os
 import sys
-import time
-from typing import Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fresh clone without installing
 
@@ -22,116 +12,7 @@ from osal.interrupt import leave_quietly_on_ctrl_c  # noqa: E402
 
 leave_quietly_on_ctrl_c("interrupted; every run keeps its completed rounds: run the same command again to continue")
 
-from osal.errors import OsalError  # noqa: E402
-
-# runs at once per GPU: in the first H200 window 4 runs at once each ran a round 1.4-1.7x slower than one run
-# alone, about 2.5x the images/s in all (docs/benchmarks.md); benchmarks/packing.py has yet to compare 8
-PER_GPU = 4
-
-
-def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="campaign.py", description=__doc__.splitlines()[0],
-                                   epilog=__doc__.split("\n", 2)[2],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="advance the campaign for one window")
-    run.add_argument("directory", help="the campaign directory, e.g. docs/measurements/campaigns/<name>")
-    run.add_argument("overrides", nargs="*", help="the grid: experiment=<name> [key=value ...] (first window; "
-                     "later ones may repeat them or leave them out)")
-    run.add_argument("--seconds", type=float, required=True, help="the window: the campaign stops within it")
-    run.add_argument("--data-dir", default=None, help="where the datasets are (data_dir=...)")
-    run.add_argument("--gpus", default=None, help="CUDA devices to use, e.g. 0,1 (default: every visible one; "
-                     "none on a machine without a GPU: the runs then use the CPU)")
-    run.add_argument("--per-gpu", type=int, default=PER_GPU, help=f"runs at once on each GPU (default {PER_GPU}); "
-                     "on the CPU, runs at once")
-    run.add_argument("--reserve", type=float, default=60.0, help="seconds kept free at the end of the window "
-                     "to stop and to copy the campaign back (default 60)")
-    run.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                     help="this window runs only the runs with this override, e.g. --only dataset=cifar10 where only "
-                     "CIFAR-10's data is at hand (repeat for several; the others wait for a later window)")
-    run.add_argument("--startup", type=float, default=30.0, help="seconds a run needs before its first round "
-                     "(default 30)")
-    status = commands.add_parser("status", help="print where every run stands")
-    status.add_argument("directory")
-    status.add_argument("--per-gpu", type=int, default=PER_GPU, help="runs at once, for the GPU minutes left")
-    return main
-
-
-def slots(gpus: Optional[str], per_gpu: int) -> list[Optional[str]]:
-    """One entry per run slot: a CUDA device index, or None for the CPU."""
-    if per_gpu < 1:
-        raise OsalError(f"--per-gpu {per_gpu} must be at least 1")
-    if gpus is None:
-        import torch
-        gpus = ",".join(str(i) for i in range(torch.cuda.device_count())) or "none"
-    if gpus == "none":
-        return [None] * per_gpu
-    return [gpu.strip() for gpu in gpus.split(",") for _ in range(per_gpu)]
-
-
-def selected(runs: list, only: Sequence[str]) -> list:
-    """The runs whose overrides include every KEY=VALUE of `only` (all of them without any)."""
-    for pair in only:
-        if "=" not in pair:
-            raise OsalError(f"--only {pair}: give an override as KEY=VALUE, e.g. --only dataset=cifar10")
-    chosen = [run for run in runs if all(pair in run.overrides for pair in only)]
-    if only and not chosen:
-        raise OsalError(f"--only {' '.join(only)} matches no run of this campaign; its runs' overrides look like "
-                        f"{' '.join(runs[0].overrides)}")
-    return chosen
-
-
-def describe(devices: Sequence[Optional[str]]) -> str:
-    import torch
-    if devices[0] is None or not torch.cuda.is_available():
-        return f"the CPU ({os.cpu_count()} cores)"
-    names = sorted({torch.cuda.get_device_name(int(d)) for d in devices})
-    return f"{len(set(devices))} x {', '.join(names)}"
-
-
-def run(args: argparse.Namespace) -> None:
-    from osal.campaign.campaign import Campaign
-    from osal.campaign.progress import format_table
-    from osal.campaign.scheduler import Scheduler
-    from osal.folders import exclusive_use
-
-    data_dir = getattr(args, "data_dir", None)
-    extra = [f"data_dir={os.path.abspath(data_dir)}"] if data_dir else []
-    campaign = Campaign(args.directory, getattr(args, "overrides", None) or None, extra)
-    if args.command == "status":
-        print(format_table(campaign.progress(), args.per_gpu, "one GPU"))
-        return
-    devices = slots(args.gpus, args.per_gpu)
-    runs = selected(campaign.runs, args.only)
-    device = describe(devices)
-    campaign.refuse_changed_runs()
-    campaign.save()
-    with exclusive_use(campaign.directory, "src/campaign.py run"):
-        chosen = f" ({len(runs)} in this window: {' '.join(args.only)})" if args.only else ""
-        print(f"campaign {campaign.directory}: {len(campaign.runs)} runs{chosen}, {len(devices)} at a time on "
-              f"{device}, {args.seconds:.0f} s")
-        started = time.time()
-        scheduler = Scheduler(campaign.directory, runs, campaign.configs, campaign.overrides, devices,
-                              args.seconds, extra, args.reserve, args.startup)
-        outcomes = scheduler.run()
-        campaign.log_window(device, len(devices), time.time() - started, outcomes)
-        print(format_table(campaign.progress(), len(devices), device))
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from osal.interrupt import EXIT_STATUS, Interrupted
-    args = parser().parse_args(argv)
-    try:
-        run(args)
-    except Interrupted:
-        print("interrupted: every run was stopped and keeps its completed rounds; run the same command again to "
-              "continue", file=sys.stderr)
-        return EXIT_STATUS
-    except OsalError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
+from osal.campaign.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,10 +22,13 @@ from conftest import ROOT, run_train
 pytestmark = pytest.mark.slow  # runs src/train.py, sweeps or whole runs: left out of make test-fast
 
 GRID = ["experiment=campaign_demo"]
+# a window no run outlasts on any machine: a window ends when nothing is left to start, so a test that needs its
+# runs finished waits for them rather than for a number of seconds
+LONG_WINDOW = 100000
 TIMING = {"query_seconds", "inference_seconds", "selection_seconds", "fit_seconds"}
 
 
-def campaign_cli(*args, timeout=600):
+def campaign_cli(*args, timeout=1800):  # a guard against a hang, not an expectation of speed
     return subprocess.run([sys.executable, "src/campaign.py", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -51,12 +54,13 @@ def test_the_reproduction_grid_puts_cifar10_lfosa_and_random_seed_1_first():
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The demo grid run to its end on two CPU slots, in-process, each start and end recorded."""
+    """The demo grid run to its end on two CPU slots, in-process, each start and end recorded (the window is long
+    enough for any machine: it ends when every run has finished)."""
     campaign = Campaign(tmp_path_factory.mktemp("campaign") / "c", GRID)
     campaign.save()
     events = []
     scheduler = Scheduler(campaign.directory, campaign.runs, campaign.configs, campaign.overrides, [None, None],
-                          window_seconds=600, reserve_seconds=20, startup_seconds=2,
+                          window_seconds=LONG_WINDOW, reserve_seconds=20, startup_seconds=2,
                           say=lambda text: events.append((time.time(), text)))
     return campaign, events, scheduler.run()
 
@@ -73,17 +77,17 @@ def test_the_packing_scheduler_keeps_every_slot_busy_and_never_more(demo):
 
 
 def test_a_window_ends_at_round_boundaries_and_a_committed_copy_continues_to_the_uninterrupted_result(tmp_path):
-    slow = GRID + ["trainer.max_epochs=30"]
-    # the runs' deadline is 1 s after the window opens: the first two runs start, do round 0 (nothing to estimate
-    # from yet) and stop at the deadline before round 1, however long their start-up takes
-    first = campaign_cli("run", str(tmp_path / "c"), *slow, "--seconds", "90", "--reserve", "89", "--startup", "0",
-                         "--gpus", "none", "--per-gpu", "2")
+    # the runs' deadline is 1 s after the window opens: the first two runs start (at once, on the scheduler's first
+    # pass), do round 0 (nothing to estimate from yet) and stop at the deadline before round 1, however long they
+    # take; the window itself is long enough for any machine, so no run is cut off at its end
+    first = campaign_cli("run", str(tmp_path / "c"), *GRID, "--seconds", str(LONG_WINDOW), "--reserve",
+                         str(LONG_WINDOW - 1), "--startup", "0", "--gpus", "none", "--per-gpu", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("stopped at the deadline: ") == 2, first.stdout
     # a run the window stopped partway: its completed rounds are kept, in order, and it has no summary
     partway = [r.name for r in expand(compose_experiment(GRID)) if os.path.exists(run_dir(tmp_path / "c", r.name) +
                "/state.npz") and not os.path.exists(run_dir(tmp_path / "c", r.name) + "/summary.json")]
-    assert partway, first.stdout
+    assert len(partway) == 2, first.stdout
     name = partway[0]
     kept = load_state(run_dir(tmp_path / "c", name)).last_round
     assert [r["round"] for r in read_metrics(run_dir(tmp_path / "c", name) + "/metrics.csv")] == \
@@ -99,15 +103,16 @@ def test_a_window_ends_at_round_boundaries_and_a_committed_copy_continues_to_the
                    check=True)
     subprocess.run(["git", "clone", "-q", str(repo), str(tmp_path / "clone")], check=True)
     assert not list((tmp_path / "clone" / "campaign").rglob(".osal.lock"))
-    second = campaign_cli("run", str(tmp_path / "clone" / "campaign"), "--seconds", "400", "--reserve", "5",
-                          "--startup", "3", "--gpus", "none", "--per-gpu", "2")
+    # a window that ends when every run has finished, however long that takes
+    second = campaign_cli("run", str(tmp_path / "clone" / "campaign"), "--seconds", str(LONG_WINDOW), "--reserve",
+                          "5", "--startup", "3", "--gpus", "none", "--per-gpu", "2")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "4 of 4 runs finished" in second.stdout
 
     reference = tmp_path / "reference"
     run = next(r for r in expand(compose_experiment(GRID)) if r.name == name)
-    done = run_train(*slow, *run.overrides, "logger=none", "trainer.enable_progress_bar=false",
-                     f"hydra.run.dir={reference}")
+    done = run_train(*GRID, *run.overrides, "logger=none", "trainer.enable_progress_bar=false",
+                     f"hydra.run.dir={reference}", timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     continued = run_dir(tmp_path / "clone" / "campaign", name)
     assert without_timing(read_metrics(f"{continued}/metrics.csv")) == \
@@ -133,19 +138,22 @@ def test_status_prints_every_run_and_the_minutes_left(demo):
     assert lines[0].split() == ["run", "rounds", "state", "images/s", "min", "left"]
     assert len(lines) == 1 + 4 + 1 and "4 of 4 runs finished" in lines[-1]
     assert all(line.split()[1:3] == ["4/4", "finished"] for line in lines[1:5])
-    assert "digits_mismatch0.4_lfosa_seed1" in format_table(campaign.progress(), 2, "the CPU")
+    assert "digits_mismatch0.4_lfosa_seed1" in format_table(campaign.progress(), 2, "the CPU", on_gpu=False)
 
 
 def test_a_run_still_training_at_the_end_of_the_window_is_stopped_and_keeps_its_rounds(tmp_path):
-    long_rounds = GRID + ["trainer.max_epochs=5000"]  # round 0 alone outlasts the window
-    started = time.time()
+    long_rounds = GRID + ["trainer.max_epochs=5000"]  # round 0 alone outlasts the window on any machine
     result = campaign_cli("run", str(tmp_path / "c"), *long_rounds, "--seconds", "20", "--reserve", "4",
                           "--startup", "1", "--gpus", "none", "--per-gpu", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "interrupted at the end of the window: digits_mismatch0.4_lfosa_seed1, rounds 0 -> 0" in result.stdout
-    assert time.time() - started < 60
+    # the window kept to its length: Ctrl-C 2 s before its end, then at most 5 s for the run to stop before a kill
+    window = open(tmp_path / "c" / "campaign.log").read().splitlines()[0]
+    assert float(window.rsplit(", ", 1)[1].split()[0]) <= 20 + 5 + 2, window
     directory = run_dir(tmp_path / "c", "digits_mismatch0.4_lfosa_seed1")
-    assert "interrupted: no round of the run" in open(f"{directory}/console.log").read()  # train.py's own line
+    # train.py's own line: it got Ctrl-C, not a kill (in its loop, or still starting where the machine is slow)
+    said = open(f"{directory}/console.log").read()
+    assert "interrupted: no round of the run" in said or "interrupted; every completed round" in said, said[-2000:]
     assert not os.path.exists(f"{directory}/summary.json")
 
 
@@ -172,7 +180,7 @@ def test_only_runs_the_runs_whose_data_is_at_hand_and_a_wrong_filter_is_one_sent
     wrong = campaign_cli("run", directory, *GRID, "--seconds", "60", "--gpus", "none", "--only", "dataset=mnist")
     assert wrong.returncode == 2 and "matches no run of this campaign" in wrong.stderr
     assert "Traceback" not in wrong.stderr
-    window = campaign_cli("run", directory, *GRID, "--seconds", "400", "--gpus", "none", "--per-gpu", "2",
+    window = campaign_cli("run", directory, *GRID, "--seconds", str(LONG_WINDOW), "--gpus", "none", "--per-gpu", "2",
                           "--only", "strategy=random", "--reserve", "5", "--startup", "2")
     assert window.returncode == 0, window.stderr[-2000:]
     started = [line.split()[1] for line in window.stdout.splitlines() if line.startswith("start ")]

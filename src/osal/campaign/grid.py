@@ -2,7 +2,8 @@
 
 An experiment lists its runs as `campaign.stages`: each stage is a sweep (`key: "a,b,c"` or a single
 value), expanded in the order its keys are written; stages run in the order listed, so the runs that
-matter most come first. An experiment without stages is one stage, its `hydra.sweeper.params`.
+matter most come first. An experiment without stages is one stage, its `hydra.sweeper.params`. Every run's
+overrides pass `overrides.check_overrides`, as the campaign's own do.
 """
 
 import itertools
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from osal.campaign.overrides import check_overrides
 from osal.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
@@ -35,8 +38,7 @@ def compose_experiment(overrides: Sequence[str], with_hydra: bool = True) -> Dic
             return compose("train", overrides=list(overrides), return_hydra_config=with_hydra)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(f"the campaign's overrides {' '.join(overrides)} do not compose "
-                          f"({str(error).splitlines()[0]}); name an experiment of conf/experiment/, e.g. "
-                          "experiment=reproduce_cifar10") from None
+                          f"({str(error).splitlines()[0]}); correct or leave out the override it names") from None
 
 
 def stages(cfg: DictConfig) -> list:
@@ -75,4 +77,25 @@ def expand(cfg: DictConfig) -> list:
             if name not in seen:
                 seen.add(name)
                 runs.append(Run(name, [f"{k}={v}" for k, v in pairs]))
+                check_overrides(runs[-1].overrides, "the experiment's campaign.stages")
     return runs
+
+
+def experiment_names() -> list:
+    folder = CONF_DIR / "experiment"
+    return sorted(path.relative_to(folder).with_suffix("").as_posix() for path in folder.rglob("*.yaml"))
+
+
+def check_experiment(overrides: Sequence[str]) -> None:
+    """Raise ConfigError unless the campaign's overrides name one experiment of conf/experiment/ (Hydra composes
+    an unknown one as none, since the group is optional)."""
+    parser = OverridesParser.create()
+    named = [o for o in parser.parse_overrides(list(overrides)) if o.key_or_group == "experiment"]
+    known = experiment_names()
+    value = named[-1].value() if named else None
+    if isinstance(value, str) and value in known:
+        return
+    given = f"experiment={named[-1].get_value_element_as_str()} names no experiment of conf/experiment/" if named \
+        else f"the campaign's overrides ({' '.join(overrides) or 'none'}) name no experiment"
+    raise ConfigError(f"{given}; a campaign is an experiment's grid: give experiment=<name>, one of "
+                      f"{', '.join(known)}")

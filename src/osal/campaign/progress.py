@@ -1,9 +1,12 @@
-"""Where each run of a campaign stands, how fast it trains, and how many GPU minutes the rest needs."""
+"""Where each run of a campaign stands, how fast it trains, and how many (GPU) minutes the rest needs."""
 
+import csv
+import json
+import math
 import os
 import statistics
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 from omegaconf import DictConfig
 
@@ -15,7 +18,8 @@ from osal.loop.round_estimate import (
     seconds_per_example_epoch,
 )
 from osal.records.metrics import read_metrics
-from osal.records.summary import is_finished
+from osal.records.summary import is_finished, summary_path
+from osal.stored import DamagedFileError, read_text
 
 RUNS = "runs"  # the folder of a campaign that holds its run directories
 
@@ -37,6 +41,56 @@ def run_dir(campaign_dir: Union[str, os.PathLike], name: str) -> str:
     return os.path.join(str(campaign_dir), RUNS, name)
 
 
+def damaged_record_fix(path: str) -> str:
+    """What to do about a run's record that does not read back as osal wrote it."""
+    return (f"restore it from the repository's history (git checkout <commit> -- {path}), or move its run's folder "
+            f"{os.path.dirname(path)} away to run that run again from its start")
+
+
+def plausible(rows: list) -> bool:
+    """Whether metrics.csv rows are what a run writes: rounds 0, 1, ... with counts, and times where timed."""
+    def count(value: object) -> bool:
+        return isinstance(value, int) and value >= 0
+
+    def seconds(value: object) -> bool:
+        return value is None or (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0)
+
+    return all(row.get("round") == i and count(row.get("round")) and count(row.get("n_labeled"))
+               and count(row.get("n_invalid")) and seconds(row.get("fit_seconds")) and seconds(row.get("query_seconds"))
+               for i, row in enumerate(rows))
+
+
+def read_rows(directory: Union[str, os.PathLike]) -> list:
+    """The metrics.csv rows of a run's folder (none before its first round); DamagedFileError when the file is not
+    what osal writes (a Git LFS pointer, merge-conflict markers, rows that are not rounds 0, 1, ...)."""
+    path = os.path.join(str(directory), "metrics.csv")
+    if not os.path.exists(path):
+        return []
+    read_text(path)  # a Git LFS pointer or merge-conflict markers (two windows' commits merged): one sentence each
+    try:
+        rows = read_metrics(path)
+    except (ValueError, TypeError, csv.Error):
+        rows = None
+    if rows is None or not plausible(rows):
+        raise DamagedFileError(f"{path} is not the metrics.csv osal writes (its rows are not rounds 0, 1, ... with "
+                               f"counts and times); {damaged_record_fix(path)}")
+    return rows
+
+
+def ended_early(directory: Union[str, os.PathLike]) -> bool:
+    """Whether a finished run's summary.json notes that it ended before its last round (the pool ran out): no
+    larger al.rounds continues such a run."""
+    path = summary_path(directory)
+    try:
+        summary = json.loads(read_text(path))
+    except ValueError:
+        summary = None
+    if not isinstance(summary, dict):
+        raise DamagedFileError(f"{path} is not the summary.json osal writes (not a JSON object); "
+                               f"{damaged_record_fix(path)}")
+    return bool(summary.get("note"))
+
+
 def protocol(cfg: DictConfig) -> dict:
     """What the estimates need of a run's config."""
     return {"rounds": int(cfg.al.rounds), "query_size": int(cfg.al.query_size), "epochs": int(cfg.trainer.max_epochs),
@@ -49,9 +103,9 @@ def read_progress(campaign_dir: Union[str, os.PathLike], name: str, cfg: DictCon
     """One run's progress from its directory (missing: not started) and its composed config."""
     p = protocol(cfg)
     directory = run_dir(campaign_dir, name)
-    metrics = os.path.join(directory, "metrics.csv")
-    rows = read_metrics(metrics) if os.path.exists(metrics) else []
-    finished = is_finished(directory)
+    rows = read_rows(directory)
+    # finished for the rounds asked now: a larger al.rounds continues a finished run, as train.py alone does
+    finished = is_finished(directory) and (len(rows) >= p["rounds"] + 1 or ended_early(directory))
     if not rows:
         return Progress(name, 0, p["rounds"] + 1, finished, None, 0.0, None, None, None)
     per_example_epoch = seconds_per_example_epoch(rows, p["epochs"], p["with_detector"])
@@ -80,9 +134,10 @@ def fill_unknown(progress: list, protocols: list) -> None:
             pr.seconds_left = work[p["like"]] / statistics.median(rates[p["dataset"]])
 
 
-def format_table(progress: list, slots: int, device: str) -> str:
-    """The status table: each run, rounds done / total, images/s, minutes left; then the campaign's rest in GPU
-    minutes with `slots` runs at a time."""
+def format_table(progress: list, slots: int, device: Optional[str], on_gpu: bool) -> str:
+    """The status table: each run, rounds done / total, images/s, minutes left; then the campaign's rest in minutes
+    (GPU minutes when `on_gpu`) on `device` with `slots` runs at a time, or, without a device (a status taken where
+    the campaign does not run), at the speeds its runs have shown so far."""
     lines = [f"{'run':<48} {'rounds':>7} {'state':>9} {'images/s':>9} {'min left':>9}"]
     for pr in progress:
         state = "finished" if pr.finished else ("waiting" if pr.rounds_done == 0 else "partway")
@@ -93,6 +148,8 @@ def format_table(progress: list, slots: int, device: str) -> str:
     unknown = sum(1 for pr in progress if not pr.finished and pr.seconds_left is None)
     done = sum(pr.finished for pr in progress)
     rest = sum(known) / 60 / max(slots, 1)
-    lines.append(f"{done} of {len(progress)} runs finished; the rest needs about {rest:.0f} GPU minutes on {device} "
-                 f"with {slots} run(s) at a time" + (f", plus {unknown} run(s) not timed yet" if unknown else ""))
+    where = f"on {device}" if device else "at the speeds shown so far"
+    lines.append(f"{done} of {len(progress)} runs finished; the rest needs about {rest:.0f} "
+                 f"{'GPU minutes' if on_gpu else 'minutes'} {where} with {slots} run(s) at a time"
+                 + (f", plus {unknown} run(s) not timed yet" if unknown else ""))
     return "\n".join(lines)

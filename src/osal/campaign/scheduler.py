@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from osal.campaign.grid import Run
 from osal.campaign.progress import read_progress, run_dir
 from osal.interrupt import Interrupted, ctrl_c_interrupts
-from osal.loop.processes import quoted
+from osal.loop.processes import _die_with_parent, quoted
 
 TRAIN = Path(__file__).resolve().parents[2] / "train.py"
 
@@ -82,8 +82,11 @@ class Scheduler:
         console = open(os.path.join(directory, "console.log"), "a")
         console.write(f"--- window started {time.strftime('%Y-%m-%d %H:%M:%S')}, slot {slot}\n")
         console.flush()
+        # a session of its own, so that Ctrl-C reaches the scheduler alone, which stops the runs at a round's end;
+        # and a parent-death signal, so that a scheduler killed outright leaves no run training on (nor holding
+        # its folder's lock) unseen
         process = subprocess.Popen(self.command(run, deadline), stdout=console, stderr=subprocess.STDOUT, env=env,
-                                   cwd=str(TRAIN.parents[1]), start_new_session=True)
+                                   cwd=str(TRAIN.parents[1]), start_new_session=True, preexec_fn=_die_with_parent)
         console.close()
         before = read_progress(self.campaign_dir, run.name, self.configs[run.name]).rounds_done
         self.say(f"start {run.name} (slot {slot}, {before} rounds done)")
@@ -137,7 +140,9 @@ class Scheduler:
             if not active and (not queue or time.time() >= deadline):
                 if waiting and not self.outcomes:
                     self.say(f"no run started: none has its next round fit in the {deadline - begin:.0f} s before "
-                             "the runs' deadline (--seconds less --reserve); give a longer window")
+                             f"the runs' deadline (--seconds {self.window_seconds:g} less --reserve {self.reserve:g}), "
+                             f"counting --startup {self.startup:g} s for a run's start (and for its first round, "
+                             "before any is timed); give a longer window, or a shorter --startup")
                 break
             if time.time() >= end - min(10.0, self.reserve / 2):
                 self.stop_all(active)
