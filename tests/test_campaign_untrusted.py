@@ -339,3 +339,14 @@ def test_a_raised_al_rounds_in_campaign_yaml_continues_the_finished_runs(tmp_pat
     assert main(["run", directory, *one_run]) == 0
     assert f"finished: {FIRST}, rounds 2 -> 3" in capsys.readouterr().out
     assert state_of_the_run() == ["3/3", "finished"]
+
+
+@pytest.mark.parametrize("override", ["strategy.selector._target_=numpy.savetxt",
+                                      "strategy.selector={_target_:shutil.copyfile,src:a,dst:b}",
+                                      "+optimizer.x._target_=builtins.open"])
+def test_a_target_outside_the_allow_list_in_the_grid_is_refused_before_anything(tmp_path, capsys, override):
+    refused(capsys, ["run", tmp_path / "c", *GRID, override, *WINDOW], "not one of the things osal builds")
+    assert not (tmp_path / "c").exists()
+    directory = with_campaign_file(tmp_path, f"overrides: [experiment=campaign_demo, '{override}']\n")
+    refused_unchanged(capsys, directory, ["run", directory, *WINDOW], f"{directory}/campaign.yaml",
+                      "not one of the things osal builds")

@@ -12,6 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from osal.errors import ConfigError, brief
+from osal.targets import check_overrides as check_targets
 
 # keys the campaign sets for every run itself, and why a grid may not: what a window keeps depends on them
 CAMPAIGN_OWN = {
@@ -37,7 +38,8 @@ def check_overrides(overrides: Sequence[str], where: str) -> None:
     """Raise ConfigError, one sentence naming the override and `where` it came from (a file, the command line,
     the experiment's campaign.stages), for an override a campaign's grid may not hold: one Hydra cannot read,
     one of Hydra's own config (hydra.*, which the campaign sets for its runs), a key the campaign sets itself
-    (fresh, deadline, hydra.run.dir) or a path of the machine's (data_dir, cache_dir, ...)."""
+    (fresh, deadline, hydra.run.dir), a path of the machine's (data_dir, cache_dir, ...) or a `_target_` outside
+    osal's allow-list (osal.targets)."""
     parser = OverridesParser.create()
     for text in overrides:
         try:
@@ -56,4 +58,4 @@ def check_overrides(overrides: Sequence[str], where: str) -> None:
             raise ConfigError(f"{text} in {where} is refused: Hydra's own config (hydra.*) is the campaign's to set "
                               "for its runs, not the grid's; leave it out (a grid's overrides say what its runs "
                               f"compute, e.g. {EXAMPLE})")
-
+    check_targets(overrides, where)  # a _target_ outside osal's allow-list

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from osal.campaign.grid import Run
 from osal.campaign.progress import read_progress, run_dir
 from osal.interrupt import Interrupted, ctrl_c_interrupts
-from osal.loop.processes import _die_with_parent, quoted
+from osal.loop.processes import die_with_parent, quoted
 
 TRAIN = Path(__file__).resolve().parents[2] / "train.py"
 
@@ -86,7 +86,7 @@ class Scheduler:
         # and a parent-death signal, so that a scheduler killed outright leaves no run training on (nor holding
         # its folder's lock) unseen
         process = subprocess.Popen(self.command(run, deadline), stdout=console, stderr=subprocess.STDOUT, env=env,
-                                   cwd=str(TRAIN.parents[1]), start_new_session=True, preexec_fn=_die_with_parent)
+                                   cwd=str(TRAIN.parents[1]), start_new_session=True, preexec_fn=die_with_parent)
         console.close()
         before = read_progress(self.campaign_dir, run.name, self.configs[run.name]).rounds_done
         self.say(f"start {run.name} (slot {slot}, {before} rounds done)")

@@ -176,7 +176,7 @@ def child_command(hydra_cfg: DictConfig, script: str) -> list:
     return command
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -192,7 +192,7 @@ def start_children(count: int, hydra_cfg: DictConfig, script: str) -> list:
     for rank in range(1, count):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), CHILD_ENV: "1"}
         # a session of its own: Ctrl-C reaches the main process alone, which then ends the children
-        children.append(subprocess.Popen(command, env=env, preexec_fn=_die_with_parent, start_new_session=True))
+        children.append(subprocess.Popen(command, env=env, preexec_fn=die_with_parent, start_new_session=True))
     log.info("DDP: %d processes (this one and %d started on this machine)", count, count - 1)
     return children
 
