@@ -66,12 +66,26 @@ def test_a_finished_run_is_not_run_again_unless_fresh(tmp_path):
     assert (tmp_path / "metrics.csv").stat().st_mtime_ns != before
 
 
-def test_more_rounds_continue_a_finished_run(tmp_path):
-    cfg = compose_config(FAST + ["mismatch=0.4", "al.rounds=1", "trainer.max_epochs=1"])
-    Experiment(cfg, tmp_path).run()
-    longer = compose_config(FAST + ["mismatch=0.4", "al.rounds=2", "trainer.max_epochs=1"])
-    Experiment(longer, tmp_path).run()
-    assert [r["round"] for r in read_metrics(tmp_path / "metrics.csv")] == [0, 1, 2]
+@pytest.mark.parametrize("strategy", ["lfosa", "random", "coreset"])
+def test_more_rounds_continue_a_finished_run_to_the_uninterrupted_result(strategy, tmp_path):
+    """A classifier-queried strategy (random, coreset) asked no query from its last round's classifier: the
+    continued run fits it again (same seed, same weights) and asks the query an uninterrupted run would have."""
+    base = FAST + ["mismatch=0.4", "trainer.max_epochs=1", f"strategy={strategy}"]
+    Experiment(compose_config(base + ["al.rounds=1"]), tmp_path / "continued").run()
+    Experiment(compose_config(base + ["al.rounds=2"]), tmp_path / "continued").run()
+    assert [r["round"] for r in read_metrics(tmp_path / "continued" / "metrics.csv")] == [0, 1, 2]
+    Experiment(compose_config(base + ["al.rounds=2"]), tmp_path / "uninterrupted").run()
+    if strategy == "lfosa":
+        assert_same_records(tmp_path / "uninterrupted", tmp_path / "continued", rounds=2)
+        return
+    # a classifier-queried run saves round r's pool after query r + 1 was asked, except at its last round: the
+    # old last round's file differs by that query, every row and the other rounds' pools are the same
+    for r in (0, 2):
+        a, b = (PoolState.load(tmp_path / d / f"pool_round_{r:02d}.npz") for d in ("uninterrupted", "continued"))
+        assert np.array_equal(a.state, b.state) and np.array_equal(a.query_round, b.query_round)
+    untimed = [[{k: v for k, v in row.items() if not k.endswith("seconds")}
+                for row in read_metrics(tmp_path / d / "metrics.csv")] for d in ("uninterrupted", "continued")]
+    assert untimed[0] == untimed[1]
 
 
 def test_a_directory_holding_another_run_is_refused(tmp_path):

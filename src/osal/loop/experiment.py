@@ -202,12 +202,18 @@ class Experiment:
         pool = loop.datamodule.pool
         fit_seconds = 0.0
         if r > 0 and r not in loop.queries:
-            if "classifier_logits" in loop.strategy.needs and loop.classifier_net is None:
-                # a resumed run has not kept the last round's classifier: fit it again (same seed, same weights)
-                loop.classifier_net = self.fit("classifier", r - 1, loop.datamodule).module.net
-            # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
-            query = self.new_query(loop, r)
-            fit_seconds += self.fit("detector", r, loop.datamodule, query).seconds
+            if loop.strategy.query_model == "classifier":
+                # a finished run continued to more rounds: its last classifier asked no query; fit it again (same
+                # seed, same weights) to ask query r as an uninterrupted run would have
+                query = self.new_query(loop, r)
+                fit_seconds += self.fit("classifier", r - 1, loop.datamodule, query).seconds
+            else:
+                if "classifier_logits" in loop.strategy.needs and loop.classifier_net is None:
+                    # a resumed run has not kept the last round's classifier: fit it again (same seed, same weights)
+                    loop.classifier_net = self.fit("classifier", r - 1, loop.datamodule).module.net
+                # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
+                query = self.new_query(loop, r)
+                fit_seconds += self.fit("detector", r, loop.datamodule, query).seconds
             loop.queries[r] = query.result
         counts = pool.counts()
         # a classifier-based strategy queries (r + 1) from the classifier it trains now
