@@ -193,3 +193,17 @@ def test_one_timed_round_does_not_extrapolate_its_fixed_costs():
     per_example = 6.8 / (100 * (100 + FIT_EPOCH_OVERHEAD))
     assert estimate == pytest.approx(per_example * 100 * (1600 + 100 + 2 * FIT_EPOCH_OVERHEAD) * 1.15)
     assert estimate > 13.5  # and still above what the round took
+
+
+def test_a_run_resumes_from_another_data_dir_as_the_same_run():
+    """The split's copy of the source (split.source: ${dataset.source}) carries data_dir too: a run moved to a
+    machine that keeps its data elsewhere is still the same run (a committed campaign continued elsewhere)."""
+    from omegaconf import OmegaConf
+
+    from osal.records.settings import differences_that_matter
+    here, there = (OmegaConf.to_container(compose_config(FAST + ["dataset=mnist", f"data_dir={d}"]), resolve=True)
+                   for d in ("/data/a", "/elsewhere/b"))
+    assert here["split"]["source"]["root"] != there["split"]["source"]["root"]
+    assert differences_that_matter(here, there) == []
+    other_seed = OmegaConf.to_container(compose_config(FAST + ["dataset=mnist", "seed=9"]), resolve=True)
+    assert "seed" in differences_that_matter(here, other_seed)
