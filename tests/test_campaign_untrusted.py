@@ -245,8 +245,8 @@ def test_a_run_folder_holding_a_state_npz_osal_did_not_write_is_refused(tmp_path
 
 
 @pytest.mark.parametrize("text, phrase", [
-    (",".join(COLUMNS) + "\n0,abc" + "," * (len(COLUMNS) - 2) + "\n", "not the metrics.csv osal writes"),
-    (",".join(COLUMNS) + "\n3,10,0,90" + "," * (len(COLUMNS) - 4) + "\n", "not the metrics.csv osal writes"),
+    (",".join(COLUMNS) + "\n0,abc" + "," * (len(COLUMNS) - 2) + "\n", "where a number belongs"),
+    (",".join(COLUMNS) + "\n3,10,0,90" + "," * (len(COLUMNS) - 4) + "\n", "round 0 is missing"),
     ("<<<<<<< HEAD\n" + ",".join(COLUMNS) + "\n=======\n>>>>>>> other\n", "merge-conflict marker"),
 ])
 def test_a_damaged_metrics_csv_is_one_sentence_in_status_and_run(tmp_path, capsys, text, phrase):

@@ -14,9 +14,9 @@ from typing import Iterable, Sequence
 from osal.campaign.progress import RUNS, damaged_record_fix, ended_early, read_rows, run_dir
 from osal.folders import LOCK_FILE, FolderError, check_writable
 from osal.records.run_files import record_kind
-from osal.records.run_state import STATE_FILE
+from osal.records.run_state import STATE_FILE, read_state
 from osal.records.summary import SUMMARY_FILE
-from osal.stored import DamagedFileError, read_npz
+from osal.stored import read_npz
 
 CAMPAIGN_FILE, LOG_FILE = "campaign.yaml", "campaign.log"
 # what a window and its run write in a run's folder besides the records (osal.records.run_files)
@@ -83,10 +83,6 @@ def check_records(folder: str) -> None:
         elif kind == SUMMARY_FILE:
             ended_early(folder)
         elif kind == STATE_FILE:
-            meta = read_npz(path, ("meta", "state"), fix)["meta"]
-            if not (isinstance(meta.get("round"), int) and isinstance(meta.get("config"), dict)
-                    and isinstance(meta.get("queries"), dict) and "rng" in meta):
-                raise DamagedFileError(f"{path}'s meta lacks the round, config, queries or generator state osal "
-                                       f"writes; {fix}")
+            read_state(path)
         else:
             read_npz(path, ("state", "query_round"), fix)

@@ -1,8 +1,6 @@
 """Where each run of a campaign stands, how fast it trains, and how many (GPU) minutes the rest needs."""
 
-import csv
 import json
-import math
 import os
 import statistics
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from osal.loop.round_estimate import (
     predicted_seconds,
     seconds_per_example_epoch,
 )
-from osal.records.metrics import read_metrics
+from osal.records.metrics import read_checked_metrics
 from osal.records.summary import is_finished, summary_path
 from osal.stored import DamagedFileError, read_text
 
@@ -47,34 +45,14 @@ def damaged_record_fix(path: str) -> str:
             f"{os.path.dirname(path)} away to run that run again from its start")
 
 
-def plausible(rows: list) -> bool:
-    """Whether metrics.csv rows are what a run writes: rounds 0, 1, ... with counts, and times where timed."""
-    def count(value: object) -> bool:
-        return isinstance(value, int) and value >= 0
-
-    def seconds(value: object) -> bool:
-        return value is None or (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0)
-
-    return all(row.get("round") == i and count(row.get("round")) and count(row.get("n_labeled"))
-               and count(row.get("n_invalid")) and seconds(row.get("fit_seconds")) and seconds(row.get("query_seconds"))
-               for i, row in enumerate(rows))
-
-
 def read_rows(directory: Union[str, os.PathLike]) -> list:
     """The metrics.csv rows of a run's folder (none before its first round); DamagedFileError when the file is not
-    what osal writes (a Git LFS pointer, merge-conflict markers, rows that are not rounds 0, 1, ...)."""
+    what osal writes (osal.records.metrics.read_checked_metrics: a Git LFS pointer, merge-conflict markers, a
+    cell that is not a number, rows that are not rounds 0, 1, ...)."""
     path = os.path.join(str(directory), "metrics.csv")
     if not os.path.exists(path):
         return []
-    read_text(path)  # a Git LFS pointer or merge-conflict markers (two windows' commits merged): one sentence each
-    try:
-        rows = read_metrics(path)
-    except (ValueError, TypeError, csv.Error):
-        rows = None
-    if rows is None or not plausible(rows):
-        raise DamagedFileError(f"{path} is not the metrics.csv osal writes (its rows are not rounds 0, 1, ... with "
-                               f"counts and times); {damaged_record_fix(path)}")
-    return rows
+    return read_checked_metrics(path, damaged_record_fix(path))
 
 
 def ended_early(directory: Union[str, os.PathLike]) -> bool:
