@@ -248,6 +248,9 @@ DAMAGED_CONFIGS = {
     "invalid YAML": (replaced(CONFIG_FILE, "model: [small_cnn\n"), "YAML"),
     "a list": (replaced(CONFIG_FILE, "- 1\n- 2\n"), "mapping"),
     "an LFS pointer": (replaced(CONFIG_FILE, LFS_POINTER), "Git LFS pointer"),
+    "nested aliases": (replaced(CONFIG_FILE, "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "\n".join(
+        f"l{i}: &l{i} [" + ", ".join([f"*{'a' if i == 1 else f'l{i - 1}'}"] * 10) + "]" for i in range(1, 9))),
+        "YAML anchor or alias"),
     "a group missing": (config(lambda cfg: cfg.pop("annotate")), "annotate"),
     "an interpolation to nowhere": (config(lambda cfg: cfg.__setitem__("seed", "${nowhere}")), "nowhere"),
     "an image URL with another placeholder": (config(lambda cfg: cfg.annotate.__setitem__(

@@ -350,3 +350,10 @@ def test_a_target_outside_the_allow_list_in_the_grid_is_refused_before_anything(
     directory = with_campaign_file(tmp_path, f"overrides: [experiment=campaign_demo, '{override}']\n")
     refused_unchanged(capsys, directory, ["run", directory, *WINDOW], f"{directory}/campaign.yaml",
                       "not one of the things osal builds")
+
+
+def test_a_campaign_yaml_of_nested_aliases_is_refused_before_it_expands(tmp_path, capsys):
+    laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]'] + [
+        f"l{i}: &l{i} [" + ", ".join([f"*{'a' if i == 1 else f'l{i - 1}'}"] * 10) + "]" for i in range(1, 9)]
+    directory = with_campaign_file(tmp_path, "overrides: [experiment=campaign_demo]\n" + "\n".join(laughs) + "\n")
+    refused_unchanged(capsys, directory, ["status", directory], "campaign.yaml", "YAML anchor or alias on line 2")

@@ -80,3 +80,20 @@ def test_text_with_conflict_markers_or_an_lfs_pointer_is_refused_and_good_text_r
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(DamagedFileError, match="not UTF-8"):
         read_text(binary)
+
+
+def test_yaml_with_anchors_or_aliases_is_refused_before_anything_expands_it(tmp_path):
+    from osal.stored import read_yaml_text
+    laughs = tmp_path / "laughs.yaml"
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, 9):  # 10^9 values once expanded
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*{'a' if level == 1 else f'l{level - 1}'}"] * 10) + "]")
+    laughs.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DamagedFileError, match="YAML anchor or alias on line 1"):
+        read_yaml_text(laughs)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("overrides: [experiment=campaign_demo, 'seed=1,2', note: '*not an alias*']\n")
+    assert read_yaml_text(plain).startswith("overrides")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [*\n")  # invalid YAML is the caller's parser's to report
+    assert read_yaml_text(broken) == "a: [*\n"

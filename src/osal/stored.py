@@ -13,6 +13,7 @@ import zipfile
 from typing import Iterable, Union
 
 import numpy as np
+import yaml
 
 from osal.errors import OsalError
 
@@ -50,6 +51,24 @@ def read_text(path: Union[str, os.PathLike]) -> str:
     trouble = text_trouble(path, text)
     if trouble:
         raise DamagedFileError(trouble)
+    return text
+
+
+def read_yaml_text(path: Union[str, os.PathLike]) -> str:
+    """The text of a YAML file osal wrote (read_text's checks), refused when it holds anchors or aliases (& and *):
+    osal never writes them, and a few lines of nested aliases expand to billions of values when a config is
+    built from them (a file that would take the machine's memory). Invalid YAML is left to the caller's parser."""
+    text = read_text(path)
+    if "&" in text or "*" in text:  # a quick test first: most files hold neither character
+        try:
+            for token in yaml.scan(text, Loader=yaml.SafeLoader):
+                if isinstance(token, (yaml.AliasToken, yaml.AnchorToken)):
+                    line = token.start_mark.line + 1
+                    raise DamagedFileError(f"{path} holds a YAML anchor or alias on line {line}, which osal never "
+                                           "writes (nested aliases can expand without bound); write the values out "
+                                           "in full, or restore the file from where it came")
+        except yaml.YAMLError:
+            pass
     return text
 
 

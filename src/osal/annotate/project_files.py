@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from osal.errors import ConfigError
-from osal.stored import LFS_POINTER, DamagedFileError, read_text
+from osal.stored import LFS_POINTER, DamagedFileError, read_text, read_yaml_text
 
 UNKNOWN_NAME = "unknown"
 RESTORE = "restore it from a good copy of the project"
@@ -125,7 +125,7 @@ def read_config(path: str) -> DictConfig:
     """config.yaml: the composed config, the project's to edit. Its knobs are checked by osal.knobs; here, that it
     is a config at all, that it resolves and holds what the annotation commands read."""
     fix = f"correct it (conf/annotate.yaml shows what a project's config holds), or {RESTORE}"
-    text = read_text(path)
+    text = read_yaml_text(path)
     try:
         cfg = OmegaConf.create(text)
     except yaml.YAMLError as error:

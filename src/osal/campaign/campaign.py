@@ -25,7 +25,7 @@ from osal.campaign.progress import fill_unknown, protocol, read_progress, run_di
 from osal.errors import ConfigError
 from osal.records.run_state import load_state
 from osal.records.settings import differences_that_matter
-from osal.stored import read_text
+from osal.stored import read_yaml_text
 
 CAMPAIGN_KEYS = ("overrides", "runs")  # runs: written for people (the priority order); the grid makes the runs
 WRITTEN_AS = "overrides: [experiment=<name>, key=value, ...]"
@@ -113,7 +113,7 @@ def read_overrides(path: str) -> Optional[list[str]]:
     if not os.path.exists(path):
         return None
     try:
-        content = yaml.safe_load(read_text(path))
+        content = yaml.safe_load(read_yaml_text(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

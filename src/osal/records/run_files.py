@@ -28,7 +28,7 @@ from osal.folders import LOCK_FILE
 from osal.records.metrics import read_metrics
 from osal.records.run_state import STATE_FILE, read_state
 from osal.records.summary import SUMMARY_FILE
-from osal.stored import read_npz, read_text
+from osal.stored import read_npz, read_text, read_yaml_text
 
 HYDRA_DIR = ".hydra"
 HYDRA_CONFIG = "config.yaml"  # in HYDRA_DIR: the command's composed config
@@ -105,7 +105,7 @@ def saved_config(output_dir: Union[str, os.PathLike]) -> Optional[dict]:
     """The run's config as .hydra/config.yaml keeps it (unresolved), or None when there is none; call after
     foreign_path found nothing, so that the file is osal's."""
     path = os.path.join(str(output_dir), HYDRA_DIR, HYDRA_CONFIG)
-    return _yaml(read_text(path)) if os.path.isfile(path) else None
+    return _yaml(read_yaml_text(path)) if os.path.isfile(path) else None
 
 
 # -- whether a file is osal's: each takes the path of an existing file --------------------------------------
@@ -127,17 +127,17 @@ def _json_object(text: str) -> dict:
 
 def _train_config(path: str) -> bool:
     """A config composed from conf/train.yaml (.hydra/config.yaml, or the hyperparameters a logger saved)."""
-    config = _yaml(read_text(path))
+    config = _yaml(read_yaml_text(path))
     return isinstance(config, dict) and TRAIN_KEYS <= set(config)
 
 
 def _hydra_config(path: str) -> bool:
-    config = _yaml(read_text(path))
+    config = _yaml(read_yaml_text(path))
     return isinstance(config, dict) and isinstance(config.get("hydra"), dict) and "job" in config["hydra"]
 
 
 def _overrides(path: str) -> bool:
-    overrides = _yaml(read_text(path))
+    overrides = _yaml(read_yaml_text(path))
     return overrides is None or (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides))
 
 

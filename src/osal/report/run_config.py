@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from osal.errors import OsalError, brief
 from osal.report.duplicates import blank_result_neutral
-from osal.stored import read_text
+from osal.stored import read_yaml_text
 
 
 class UnusableRun(OsalError):
@@ -34,7 +34,7 @@ _ABSENT = object()
 
 
 def load_yaml(path: Union[str, os.PathLike], fix: str) -> Union[DictConfig, ListConfig]:
-    text = read_text(path)  # an LFS pointer or merge-conflict markers get their own sentence
+    text = read_yaml_text(path)  # an LFS pointer or merge-conflict markers get their own sentence
     try:
         return OmegaConf.load(io.StringIO(text))
     except (yaml.YAMLError, OmegaConfBaseException, OSError, ValueError) as error:
