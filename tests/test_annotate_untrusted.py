@@ -486,3 +486,24 @@ def test_a_saved_network_of_another_model_is_trained_again(waiting, tmp_path):
     assert main(["-p", str(waiting), "export", "--to", str(tmp_path / "out")]) == 0
     again = torch.load(waiting / "models" / "detector.pt", weights_only=True)["state_dict"]
     assert "encoder.other.weight" not in again and (tmp_path / "out" / "models" / "detector.pt").exists()
+
+
+# -- what a batch's files show of names from others ------------------------------------------------------------
+def test_an_image_name_holding_html_is_shown_as_text_in_the_contact_sheet_and_tasks(digits, tmp_path):  # noqa: F811
+    """File names in someone's image folder become text on the page, never markup or script."""
+    from osal.annotate.batch_files import contact_sheet, label_studio_tasks
+    folder, _ = digits
+    images = tmp_path / "images"
+    shutil.copytree(folder / "images", images)
+    payload = '<img src=x onerror=alert(1)><script>alert(2)'  # a file name holds no slash
+    hostile = f"{payload}.png"
+    shutil.copy(images / sorted(p.name for p in images.iterdir())[0], images / hostile)
+    create_project(tmp_path / "p", images, list(KNOWN), folder / "initial.csv", FAST)
+    project = Project(tmp_path / "p")
+    index = project.paths.index(hostile)
+    items = [(1, index, hostile, "0", 0.5)]
+    page = contact_sheet(project, {"number": 1}, items, "answers.csv")
+    assert payload not in page and "onerror=alert(1)>" not in page and "<script>alert(2)" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page  # shown, as text
+    tasks = json.loads(label_studio_tasks(project, {"number": 1}, items))
+    assert tasks[0]["data"]["path"] == hostile  # JSON keeps the name exactly; Label Studio shows it as text

@@ -160,7 +160,9 @@ def contact_sheet(project: Project, batch: dict, items: Sequence[Item], csv_path
             f'<div class="choices">{buttons}</div><div class="answer">answer:</div></div>')
     command = f"python src/annotate.py -p {project.directory} import <the answers file>"
     data = json.dumps([{"item": item, "path": path, "suggestion": suggestion, "known_probability": probability}
-                       for item, _, path, suggestion, probability in items]).replace("</", "<\\/")
+                       for item, _, path, suggestion, probability in items])
+    # inside the page's <script>, no file name may open or close a tag or a comment: < > & as JSON escapes
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return page_template("contact_sheet.html").substitute(
         number=batch["number"], count=len(items), card=px + 64, px=px, allowed=allowed, csv_path=html.escape(csv_path),
         command=html.escape(command), file_name=f"batch_{batch['number']:02d}_answers.csv", cards="\n".join(cards),
