@@ -173,7 +173,8 @@ def test_slurm_job_killed_hard_fails_the_multirun(slurm_partition, tmp_path):
     instead of waiting forever for a result the job will never write."""
     sweep, name = tmp_path / "sweep", f"osal-test-{uuid.uuid4().hex[:8]}"
     paths = [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
+    # the test's own Hydra callback is not one osal builds: the person's environment allows it (osal.targets)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)), OSAL_EXTRA_TARGETS="slurm_cluster.HardKill")
     args = [*slurm_args(slurm_partition, name, sweep), "seed=1,2",
             "+hydra.callbacks.hard_kill={_target_:slurm_cluster.HardKill,num:1}"]
     try:

@@ -146,3 +146,13 @@ def test_an_annotation_projects_config_cannot_plant_a_file(tmp_path):
     assert not (tmp_path / "export").exists()
     shutil.rmtree(folder)
     assert not os.path.exists(plant)
+
+
+def test_the_persons_own_class_is_allowed_by_naming_it_in_the_environment(monkeypatch):
+    own = "conftest.SomeoneElsesClass"
+    assert not allowed(own)
+    monkeypatch.setenv("OSAL_EXTRA_TARGETS", f" {own} ,other.Thing")
+    assert allowed(own) and allowed("other.Thing")
+    assert not allowed("numpy.savetxt")  # naming one class allows that one only
+    with pytest.raises(ConfigError, match="OSAL_EXTRA_TARGETS"):
+        check_overrides(["strategy.selector._target_=numpy.savetxt"])

@@ -13,9 +13,14 @@ resolve inside this list before anything is instantiated, whether it came from a
 A name is resolved only once its prefix is one of the families' modules, and it must then resolve to a
 class of the family's base (`osal.strategies.eoal.np.savetxt` starts like a strategy but is not one).
 Logging configs' `()` factories (logging.config.dictConfig calls them) are refused on the command line too.
+
+A person's own classes outside osal (a strategy of their own, a test's Hydra callback) are allowed by naming
+them in the environment variable OSAL_EXTRA_TARGETS (comma-separated dotted names): the environment is the
+person's, like the command line, and no file from others can set it.
 """
 
 import importlib
+import os
 from typing import Any, Iterable, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,9 +31,11 @@ from osal.errors import ConfigError
 # factory functions osal's configs instantiate (every other osal target is a class of a family below)
 OSAL_FUNCTIONS = ("osal.data.split.split_open_set", "osal.models.network.build_network",
                   "osal.models.resnet.resnet18_encoder")
+EXTRA_TARGETS = "OSAL_EXTRA_TARGETS"
 TRAINERS = ("lightning.Trainer", "lightning.pytorch.Trainer", "pytorch_lightning.Trainer")
 FIX = ("use one of osal's strategies, modules, sources or networks, a torch.optim optimiser or scheduler, a "
-       "Lightning logger or a Hydra launcher (osal.targets lists what is allowed)")
+       "Lightning logger or a Hydra launcher (osal.targets lists what is allowed), or allow a class of your own "
+       "by naming it in the environment variable OSAL_EXTRA_TARGETS")
 
 
 def _osal_class(found: type) -> bool:
@@ -79,7 +86,7 @@ def allowed(target: Any) -> bool:
     """Whether osal may instantiate `target` (a dotted name)."""
     if not isinstance(target, str) or not target or target != target.strip():
         return False
-    if target in OSAL_FUNCTIONS or target in TRAINERS:
+    if target in OSAL_FUNCTIONS or target in TRAINERS or target in extra_targets():
         return True
     for prefixes, belongs in FAMILIES:
         if target.startswith(prefixes):
@@ -88,6 +95,11 @@ def allowed(target: Any) -> bool:
             return (isinstance(found, type) and found.__module__.split(".")[0] == target.split(".")[0]
                     and belongs(found))
     return False
+
+
+def extra_targets() -> set:
+    """The dotted names the person allows besides osal's own (OSAL_EXTRA_TARGETS, comma-separated)."""
+    return {name.strip() for name in os.environ.get(EXTRA_TARGETS, "").split(",") if name.strip()}
 
 
 def _locate(target: str) -> Optional[object]:
