@@ -2,8 +2,9 @@
 
 Writes, into DIR (default: <dir>/report/): recall.png, precision.png, accuracy.png, recall_code.png (the
 metric against round, mean ± sample sd over seeds, one panel per dataset x mismatch, one line
-per strategy) and report.md (final recall, mean precision, final accuracy and the areas
-under the recall and accuracy curves, mean ± sample sd over seeds), and prints the table and
+per strategy) and report.md (final recall, mean precision, final accuracy, the areas under the recall and
+accuracy curves, the unknowns queried, the worst query's precision and the ceiling recall AUC of a strategy
+of perfect precision on the same run, mean ± sample sd over seeds), and prints the table and
 how many jobs finished or failed. Only finished runs enter the figures and the table (its
 "finished runs" column says over how many each row averages); unfinished ones are listed
 apart, at the round they reached. A run folder whose files cannot be used (a metrics.csv with a text cell,

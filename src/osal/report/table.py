@@ -11,9 +11,12 @@ import numpy as np
 
 from osal.report.curves import area_under_curve, curve
 
-# table columns: key of final_values -> header
+# table columns: key of final_values -> header. What a user pays: the unknown examples sent to the annotator
+# and the worst single query; the ceiling is the recall AUC a strategy of perfect precision reaches on the same
+# run (the same pool, initial set and query sizes), so "closes X% of the gap to it" reads off the table
 COLUMNS = {"recall": "final recall", "precision": "mean precision", "accuracy": "final accuracy",
-           "recall_auc": "recall AUC", "accuracy_auc": "accuracy AUC"}
+           "recall_auc": "recall AUC", "accuracy_auc": "accuracy AUC", "unknowns": "unknowns queried",
+           "worst_precision": "worst query precision", "ceiling_auc": "ceiling recall AUC"}
 
 
 def final_values(run: dict) -> dict:
@@ -22,7 +25,31 @@ def final_values(run: dict) -> dict:
     return {"recall": rows[-1]["recall"], "precision": float(np.mean(precisions)) if precisions else float("nan"),
             "accuracy": rows[-1]["test_accuracy"], "rounds": rows[-1]["round"],
             "recall_auc": area_under_curve(*curve(run, "recall")),
-            "accuracy_auc": area_under_curve(*curve(run, "test_accuracy"))}
+            "accuracy_auc": area_under_curve(*curve(run, "test_accuracy")),
+            "unknowns": float(sum(r["queried"] - r["queried_known"] for r in rows)),
+            "worst_precision": min(precisions) if precisions else float("nan"),
+            "ceiling_auc": area_under_curve(*ceiling_recall(rows))}
+
+
+def known_in_pool(rows: list) -> float:
+    """How many known examples the pool held before the first query (Eq. 1's denominator), from round 0: the
+    initial set is recall_incl_initial of all known examples, the rest were in the pool."""
+    first = rows[0]
+    if not first["recall_incl_initial"]:
+        return float("nan")
+    every_known = round(first["n_labeled"] / first["recall_incl_initial"])
+    return float(every_known - first["n_labeled"])
+
+
+def ceiling_recall(rows: list) -> tuple[np.ndarray, np.ndarray]:
+    """(rounds, recall) of a strategy whose every query is known while known examples are left: each query of
+    the run's own size finds min(size, known left)."""
+    known = known_in_pool(rows)
+    found, values = 0.0, []
+    for row in rows:
+        found = min(known, found + row["queried"])
+        values.append(found / known if known > 0 else float("nan"))
+    return np.array([r["round"] for r in rows]), np.array(values)
 
 
 def summarise(runs: list) -> list:
@@ -58,7 +85,7 @@ def markdown(table: list) -> str:
              + " | ".join(COLUMNS.values()) + " |",
              "|---|---|" + ("---|" if settings else "") + "---|---|" + "---|" * len(COLUMNS)]
     for row in table:
-        cells = [f"{row[k][0]:.3f}" + ("" if row[k][1] is None else f" ± {row[k][1]:.3f}") for k in COLUMNS]
+        cells = [_cell(row[k], 0 if k == "unknowns" else 3) for k in COLUMNS]
         setting = f"{row['variant']} | " if settings else ""
         lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {setting}{row['strategy']} | {row['runs']} | "
                      + " | ".join(cells) + " |")
@@ -79,6 +106,11 @@ def markdown_unfinished(runs: list) -> str:
                      f"{run['reached']} of {run['rounds']} | {_number(last['recall'])} | "
                      f"{_number(last['test_accuracy'])} | {run['dir']} |")
     return "\n".join(lines)
+
+
+def _cell(value: tuple, digits: int) -> str:
+    mean, spread = value
+    return f"{mean:.{digits}f}" + ("" if spread is None else f" ± {spread:.{digits}f}")
 
 
 def _number(value: Optional[float]) -> str:
