@@ -1,5 +1,6 @@
 """Faults: a killed run resumes to the same result, finished runs are not redone, bad rounds keep good ones."""
 
+import math
 import signal
 import subprocess
 import sys
@@ -207,3 +208,17 @@ def test_a_run_resumes_from_another_data_dir_as_the_same_run():
     assert differences_that_matter(here, there) == []
     other_seed = OmegaConf.to_container(compose_config(FAST + ["dataset=mnist", "seed=9"]), resolve=True)
     assert "seed" in differences_that_matter(here, other_seed)
+
+
+def test_a_step_cap_is_counted_per_fit_in_the_estimate():
+    """trainer.max_steps ends a fit on many examples early: the estimate counts the epochs it allows, per fit."""
+    from osal.loop.round_estimate import FitSchedule, RoundWork, predicted_rounds, round_work
+    capped = FitSchedule(epochs=5, batch_size=64, max_steps=400)
+    assert capped.epochs_for(1000) == 5  # 16 steps an epoch: 80 in all, under the cap
+    assert capped.epochs_for(12800) == pytest.approx(2.0)  # 200 steps an epoch: the cap ends the second
+    row, previous = {"n_labeled": 12800}, {"n_labeled": 640, "n_invalid": 360}
+    assert round_work(row, previous, capped, True) == RoundWork(7.0, 2 * 12800 + 5 * 1000)
+    assert round_work(row, previous, 5, True) == RoundWork(10.0, 5 * (12800 + 1000))  # no cap: as before
+    rows = [{"round": 0, "n_labeled": 100, "n_invalid": 0}, {"round": 1, "n_labeled": 12800, "n_invalid": 0}]
+    (next_round,) = predicted_rounds(rows, 2, 1000, capped, True)
+    assert next_round.example_epochs == pytest.approx(400 / math.ceil(13800 / 64) * 13800 + 400 / 200 * 12800)

@@ -148,6 +148,7 @@ KNOBS: dict[str, Rule] = {
     # the network
     "model.bottleneck_dim": integer(1, nullable=True, example=2),
     "model.compile": flag(example="true"),
+    "model.channels_last": flag(nullable=True, example="true"),
     "model.compile_options.mode": choice(*COMPILE_MODES, nullable=True, example="reduce-overhead"),
     "model.dropout": number(0, 1, high_open=True, example=0.3),
     "model.encoder.width": integer(1, example=16),
@@ -196,6 +197,7 @@ KNOBS: dict[str, Rule] = {
     "trainer.devices": integer(1, choices=("auto",), example=1),
     "trainer.precision": choice(*PRECISIONS, example="32-true"),
     "trainer.max_epochs": integer(1, example=100),
+    "trainer.max_steps": integer(-1, example=600, why="-1: no cap; else the most optimiser steps a fit takes"),
     "trainer.benchmark": flag(example="true"),
     "trainer.deterministic": flag(example="false"),
     "trainer.enable_checkpointing": flag(example="false"),

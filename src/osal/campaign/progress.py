@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from osal.loop.round_estimate import (
     example_epochs,
+    fit_schedule,
     next_round_seconds,
     predicted_rounds,
     predicted_seconds,
@@ -71,10 +72,11 @@ def ended_early(directory: Union[str, os.PathLike]) -> bool:
 
 def protocol(cfg: DictConfig) -> dict:
     """What the estimates need of a run's config."""
-    return {"rounds": int(cfg.al.rounds), "query_size": int(cfg.al.query_size), "epochs": int(cfg.trainer.max_epochs),
+    schedule = fit_schedule(cfg)
+    return {"rounds": int(cfg.al.rounds), "query_size": int(cfg.al.query_size), "epochs": schedule,
             "with_detector": bool(cfg.strategy.get("detector")), "dataset": str(cfg.dataset.name),
             "like": (str(cfg.dataset.name), float(cfg.mismatch), float(cfg.al.init_percent), int(cfg.al.rounds),
-                     int(cfg.al.query_size), int(cfg.trainer.max_epochs), bool(cfg.strategy.get("detector")))}
+                     int(cfg.al.query_size), schedule, bool(cfg.strategy.get("detector")))}
 
 
 def read_progress(campaign_dir: Union[str, os.PathLike], name: str, cfg: DictConfig) -> Progress:

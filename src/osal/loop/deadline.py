@@ -12,7 +12,7 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
-from osal.loop.round_estimate import next_round_seconds
+from osal.loop.round_estimate import fit_schedule, next_round_seconds
 
 _IMPORTED = time.time()
 
@@ -52,8 +52,7 @@ def too_late_for(cfg: DictConfig, round_index: int, rows: list, with_detector: b
     deadline = cfg.get("deadline")
     if deadline is None or not rows:
         return None
-    needed = next_round_seconds(rows, int(cfg.al.rounds), int(cfg.al.query_size), int(cfg.trainer.max_epochs),
-                                with_detector)
+    needed = next_round_seconds(rows, int(cfg.al.rounds), int(cfg.al.query_size), fit_schedule(cfg), with_detector)
     left = float(deadline) - time.time()
     if needed is None or needed <= left:
         return None

@@ -65,9 +65,11 @@ class ClassifierModule(L.LightningModule):
         return self.loss(self.net(x), y)
 
     def on_fit_start(self) -> None:
-        # channels_last feeds tensor cores directly on CUDA; on CPUs it measured slower for
-        # training a ResNet18 (docs/benchmarks.md), so it is used there at inference only
-        self._memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        # channels_last feeds tensor cores directly on CUDA; on CPUs it measured slower for training a ResNet18
+        # but 1.5x faster for the small CNN (docs/benchmarks.md): model.channels_last decides, CUDA only by default
+        wanted = getattr(self.net, "channels_last", None)
+        channels_last = self.device.type == "cuda" if wanted is None else bool(wanted)
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self._memory_format)
 
     def on_train_epoch_start(self) -> None:

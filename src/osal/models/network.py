@@ -46,14 +46,18 @@ class Network(nn.Module):
 
 def build_network(encoder: Callable[[], nn.Module], num_outputs: int, bottleneck_dim: Optional[int] = None,
                   dropout: float = 0.0, compile: bool = False,
-                  compile_options: Optional[Mapping[str, Any]] = None) -> Network:
+                  compile_options: Optional[Mapping[str, Any]] = None, channels_last: Optional[bool] = None) -> Network:
     """`encoder` is a zero-argument factory (a Hydra partial), so every call builds fresh weights.
+
+    channels_last: the memory format the network trains in (True, False, or None: channels_last on CUDA only);
+    the module reads it as `network.channels_last` when its fit starts.
 
     compile: wrap the network's forward in `torch.compile` (in place: the module type and its
     state-dict keys stay the same); `compile_options` are its keyword arguments (mode, backend, ...).
     Training calls the compiled forward; inference reads features through `forward_features`, eagerly.
     """
     network = Network(encoder(), num_outputs, bottleneck_dim=bottleneck_dim, dropout=dropout)
+    network.channels_last = channels_last
     if compile:
         network.compile(**dict(compile_options or {}))
     return network
@@ -76,6 +80,10 @@ class OneVsAllNetwork(nn.Module):
         """(features, the network's logits, the one-vs-all logits)."""
         features, logits = self.network.forward_features(x)
         return features, logits, self.one_vs_all(features)
+
+    @property
+    def channels_last(self) -> Optional[bool]:
+        return getattr(self.network, "channels_last", None)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features, logits, one_vs_all = self.heads(x)

@@ -17,7 +17,8 @@ RESULT_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", 
 
 # knobs added after runs were recorded, with the value that computes what those runs computed: a saved config
 # without the key resumes under that value
-ADDED_LATER = {"trainer.strategy": "auto", "trainer.num_nodes": 1, "trainer.sync_batchnorm": True}
+ADDED_LATER = {"trainer.strategy": "auto", "trainer.num_nodes": 1, "trainer.sync_batchnorm": True,
+               "trainer.max_steps": -1, "model.channels_last": None}
 
 # what a run directory's name already says (conf/hydra/default.yaml: run.dir and sweep.subdir)
 NAMED_IN_DIRECTORY = ("dataset", "mismatch", "strategy", "seed")
