@@ -97,6 +97,7 @@ WRITERS = {
     "mnist": (write_mnist, 60),
     "fashion_mnist": (lambda root: write_mnist(root, folder="FashionMNIST"), 60),
     "cifar10": (write_cifar10_pickles, 60),
+    "cifar10_cpu": (write_cifar10_pickles, 60),  # CIFAR-10's images under the CPU protocol
     "cifar100": (write_cifar100_pickles, 300),
     "tinyimagenet": (write_tinyimagenet, 400),
     "imagefolder": (write_image_folder, 30),

@@ -100,3 +100,27 @@ def test_the_strategy_grid_is_every_strategy_under_a_protocol_that_can_reach_mos
     assert cfg.al.query_size * cfg.al.rounds == 0.3 * pool
     assert cfg.al.query_size * cfg.al.rounds >= 0.75 * known_at_04  # most of the known pool is within reach
     assert old.al.query_size * old.al.rounds / (0.4 * pool) < 0.15  # the old protocol is kept, and capped
+
+
+def test_the_strategy_campaigns_cifar10_runs_are_the_cifar10_recall_protocol():
+    """The campaign's grid and `experiment=cifar10_recall` must not drift apart: the same run, composed both ways."""
+
+    from osal.campaign.grid import compose_experiment, expand
+    grid = expand(compose_experiment(["experiment=strategy_campaign"]))
+    names = [run.name for run in grid]
+    assert len(names) == len(set(names)) == 18 + 18 + 72 + 72
+    run = next(r for r in grid if r.name == "cifar10_cpu_mismatch0.3_eoal_seed2")
+    in_campaign = compose_experiment(["experiment=strategy_campaign", *run.overrides], with_hydra=False)
+    alone = compose_experiment(["experiment=cifar10_recall", "mismatch=0.3", "strategy=eoal", "seed=2",
+                                "trainer=cpu"], with_hydra=False)
+    assert what_runs(in_campaign) == what_runs(alone)
+    mnist = next(r for r in grid if r.name == "mnist_mismatch0.4_bald_seed3")
+    assert what_runs(compose_experiment(["experiment=strategy_campaign", *mnist.overrides], with_hydra=False)) == \
+        what_runs(compose_experiment(["experiment=mnist_recall", "mismatch=0.4", "strategy=bald", "seed=3",
+                                      "trainer=cpu"], with_hydra=False))
+
+
+def what_runs(cfg):
+    """A resolved config without the campaign's own list of stages."""
+    from omegaconf import OmegaConf
+    return {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "campaign"}
