@@ -73,7 +73,22 @@ EXPECTED = {
     "final accuracy": lambda rows: rows[-1]["test_accuracy"],
     "recall AUC": lambda rows: average_height(rows, "recall"),
     "accuracy AUC": lambda rows: average_height(rows, "test_accuracy"),
+    "unknowns queried": lambda rows: sum(r["queried"] - r["queried_known"] for r in rows),
+    "worst query precision": lambda rows: min(r["precision"] for r in rows if r["precision"] is not None),
+    "ceiling recall AUC": lambda rows: average_height(perfect_precision(rows), "recall"),
 }
+DECIMALS = {"unknowns queried": 0}  # a count; every other column has 3
+
+
+def perfect_precision(rows):
+    """The rows of a strategy whose every query is known while known examples are left, on the same run: the
+    pool's known examples from Eq. 1 at the end (known queried / recall), each query finding min(size, left)."""
+    in_pool = sum(r["queried_known"] for r in rows) / rows[-1]["recall"]
+    found, perfect = 0, []
+    for r in rows:
+        found = min(in_pool, found + r["queried"])
+        perfect.append({"round": r["round"], "recall": found / in_pool})
+    return perfect
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +163,11 @@ def groups(runs):
     return grouped
 
 
-def split_cell(cell):
-    match = re.fullmatch(r"(-?\d+\.\d{3}) ± (\d+\.\d{3})", cell)
-    assert match, f"not 'mean ± sd' with 3 decimals: {cell!r}"
+def split_cell(cell, column):
+    digits = DECIMALS.get(column, 3)
+    number = rf"\d+\.\d{{{digits}}}" if digits else r"\d+"
+    match = re.fullmatch(rf"(-?{number}) ± ({number})", cell)
+    assert match, f"not 'mean ± sd' with {digits} decimals: {cell!r}"
     return match.group(1), match.group(2)
 
 
@@ -171,7 +188,7 @@ def test_report_rows_and_means_are_those_of_the_runs_metrics(sweep, report_table
         assert int(row["finished runs"]) == len(run_rows) == len(SEEDS)
         for column in numeric:
             mean = statistics.mean(EXPECTED[column](r) for r in run_rows)
-            if split_cell(row[column])[0] != f"{mean:.3f}":
+            if split_cell(row[column], column)[0] != f"{mean:.{DECIMALS.get(column, 3)}f}":
                 wrong.append(f"{key[2]} {column}: report.md {row[column]}, mean of the runs {mean:.5f}")
     assert not wrong, "\n".join(wrong)
 
@@ -188,7 +205,7 @@ def test_report_spreads_are_sample_standard_deviations_of_the_runs(sweep, report
         for column in numeric:
             values = [EXPECTED[column](r) for r in run_rows]
             sd = statistics.stdev(values)  # ddof=1
-            if split_cell(shown[key][column])[1] != f"{sd:.3f}":
+            if split_cell(shown[key][column], column)[1] != f"{sd:.{DECIMALS.get(column, 3)}f}":
                 population = statistics.pstdev(values)
                 wrong.append(f"{key[2]} {column}: report.md {shown[key][column]}, sample sd of the runs "
                              f"{sd:.5f} (population sd, ddof=0: {population:.5f})")
