@@ -130,6 +130,21 @@ def test_a_directory_of_another_grid_or_with_changed_runs_is_refused(demo):
         again.refuse_changed_runs()
 
 
+def test_stages_added_to_a_campaign_keep_its_finished_runs(demo):
+    """campaign.stages orders the grid and changes no run's numbers: a campaign whose experiment gained a stage
+    after some runs finished accepts those runs as they are."""
+    campaign, _, _ = demo
+    again = Campaign(campaign.directory)
+    for config in again.configs.values():
+        config.campaign.stages = [*config.campaign.stages, {"dataset": "digits", "seed": 9}]
+    again.refuse_changed_runs()
+    config = again.configs["digits_mismatch0.4_lfosa_seed1"]
+    config.campaign.stages = []
+    config.al.init_percent = 50.0
+    with pytest.raises(ConfigError, match=r"digits_mismatch0.4_lfosa_seed1 \(al.init_percent\)"):
+        again.refuse_changed_runs()
+
+
 def test_status_prints_every_run_and_the_minutes_left(demo):
     campaign, _, _ = demo
     status = campaign_cli("status", campaign.directory)
