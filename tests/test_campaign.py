@@ -202,3 +202,14 @@ def test_only_runs_the_runs_whose_data_is_at_hand_and_a_wrong_filter_is_one_sent
     assert sorted(started) == ["digits_mismatch0.4_random_seed1", "digits_mismatch0.4_random_seed2"]
     assert "2 in this window: strategy=random" in window.stdout.splitlines()[0]
     assert not os.path.exists(run_dir(directory, "digits_mismatch0.4_lfosa_seed1"))
+
+
+def test_runs_are_told_paths_inside_the_repository_relative_to_it(tmp_path):
+    """What a committed campaign's records say of its run and data directories names no one's home directory."""
+    from osal.campaign.scheduler import TRAIN, as_seen_from_repository
+
+    repository = TRAIN.parents[1]
+    inside = repository / "docs" / "measurements" / "campaigns" / "x" / "runs" / "a"
+    assert as_seen_from_repository(str(inside)) == os.path.join("docs", "measurements", "campaigns", "x", "runs", "a")
+    assert as_seen_from_repository(str(tmp_path / "data")) == str(tmp_path / "data")
+    assert not os.path.isabs(as_seen_from_repository(str(repository / "data")))

@@ -61,7 +61,8 @@ class Scheduler:
 
     def command(self, run: Run, deadline: float) -> list:
         return [sys.executable, str(TRAIN), *self.overrides, *run.overrides, *self.extra,
-                f"hydra.run.dir={quoted(run_dir(self.campaign_dir, run.name))}", f"deadline={deadline:.0f}",
+                f"hydra.run.dir={quoted(as_seen_from_repository(run_dir(self.campaign_dir, run.name)))}",
+                f"deadline={deadline:.0f}",
                 "logger=none",
                 "trainer.enable_progress_bar=false"]
 
@@ -163,3 +164,12 @@ class Scheduler:
                 launch.process.wait()
             self.finish(launch, note="interrupted at the end of the window")
         active.clear()
+
+
+def as_seen_from_repository(path: str) -> str:
+    """A run directory as the runs (started in the repository's root) are told it: relative to the repository when
+    it lies inside, so that the records a campaign commits name no one's home directory."""
+    repository = str(TRAIN.parents[1])
+    absolute = os.path.abspath(path)
+    inside = os.path.commonpath([absolute, repository]) == repository
+    return os.path.relpath(absolute, repository) if inside else absolute
