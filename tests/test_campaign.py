@@ -213,3 +213,12 @@ def test_runs_are_told_paths_inside_the_repository_relative_to_it(tmp_path):
     assert as_seen_from_repository(str(inside)) == os.path.join("docs", "measurements", "campaigns", "x", "runs", "a")
     assert as_seen_from_repository(str(tmp_path / "data")) == str(tmp_path / "data")
     assert not os.path.isabs(as_seen_from_repository(str(repository / "data")))
+
+
+def test_logs_name_a_run_inside_the_working_directory_relative_to_it(tmp_path, monkeypatch):
+    from osal.folders import shown
+
+    monkeypatch.chdir(tmp_path)
+    assert shown(tmp_path / "runs" / "a") == os.path.join("runs", "a")
+    assert shown("runs/a") == os.path.join("runs", "a")
+    assert shown("/elsewhere/runs/a") == "/elsewhere/runs/a"

@@ -22,6 +22,13 @@ class FolderError(OsalError):
     """A folder cannot be written, or another command is using it."""
 
 
+def shown(path: Union[str, os.PathLike]) -> str:
+    """A path as logs and summaries name it: relative to the working directory when it lies inside (so that the
+    records a campaign commits name no one's home directory), else as it is."""
+    absolute, here = os.path.abspath(str(path)), os.getcwd()
+    return os.path.relpath(absolute, here) if os.path.commonpath([absolute, here]) == here else str(path)
+
+
 def nearest_existing(path: str) -> str:
     path = os.path.abspath(str(path))
     while not os.path.exists(path) and os.path.dirname(path) != path:

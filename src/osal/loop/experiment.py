@@ -23,7 +23,7 @@ from osal.data.split import OpenSetSplit
 from osal.engine import distributed
 from osal.engine.fit import Fit, fit_role
 from osal.errors import OsalError, brief
-from osal.folders import check_writable, exclusive_use
+from osal.folders import check_writable, exclusive_use, shown
 from osal.loop import selection_metrics as sm
 from osal.loop.data import open_set_data
 from osal.loop.deadline import passed_before_start, too_late_for
@@ -140,7 +140,7 @@ class Experiment:
         if stopped is None:
             return None
         log.info(stopped)
-        return {"rows": 0, "final": None, "note": None, "output_dir": self.output_dir, "rounds": self.rounds,
+        return {"rows": 0, "final": None, "note": None, "output_dir": shown(self.output_dir), "rounds": self.rounds,
                 "setup_seconds": 0.0, "loop_seconds": 0.0, "stopped": stopped}
 
     def start_or_resume(self, strategy: Strategy, saved: Optional[RunState]) -> Loop:
@@ -164,7 +164,7 @@ class Experiment:
                 loop.table.restore(saved.last_round)
             loop.table.rows = distributed.broadcast_from_main(loop.table.rows)
             loop.first_round = saved.last_round + 1
-            log.info("resuming %s after round %d", self.output_dir, saved.last_round)
+            log.info("resuming %s after round %d", shown(self.output_dir), saved.last_round)
         cfg = self.cfg
         log.info("%s, mismatch %s (%d known classes), strategy %s, seed %d: %d rounds of %d queries",
                  cfg.dataset.name, cfg.mismatch, split.num_known, cfg.strategy.name, self.seed, self.rounds,
@@ -243,7 +243,7 @@ class Experiment:
                loop_seconds: float) -> dict:
         """The run's summary; written to summary.json (the mark of a finished run) unless it stopped early."""
         summary = {"rows": len(loop.table.rows), "final": loop.table.rows[-1], "note": note,
-                   "output_dir": self.output_dir, "rounds": self.rounds,
+                   "output_dir": shown(self.output_dir), "rounds": self.rounds,
                    # this invocation's time reading the data and building the pool, then running its rounds
                    "setup_seconds": setup_seconds, "loop_seconds": loop_seconds}
         if stopped:  # unfinished: no summary.json, and the same command continues it
