@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # run from a fre
 
 from osal.atomic import atomic_write_text  # noqa: E402
 from osal.errors import OsalError, machine_problem  # noqa: E402
-from osal.folders import check_writable  # noqa: E402
+from osal.folders import check_writable, shown  # noqa: E402
 from osal.records.sweep_status import describe, sweep_status  # noqa: E402
 from osal.report import published  # noqa: E402
 from osal.report.collect import find_runs  # noqa: E402
@@ -117,7 +117,7 @@ def report(argv: Optional[Sequence[str]] = None) -> int:
     comparison = published.markdown(published.compare(runs, theirs))
     parts = (status, table, comparison, apart, markdown_left_out(found.left_out), markdown_duplicates(found.duplicates))
     text = "\n\n".join(part for part in parts if part)
-    atomic_write_text(os.path.join(out, "report.md"), f"{REPORT_TITLE}{os.path.abspath(args.root)}\n\n{text}\n")
+    atomic_write_text(os.path.join(out, "report.md"), f"{REPORT_TITLE}{shown(args.root)}\n\n{text}\n")
     if not args.no_figures and finished:
         from osal.report.figures import draw  # matplotlib only when drawing
         for metric, name in FIGURES.items():

@@ -45,5 +45,23 @@ def test_the_table_shows_the_new_columns_with_their_spread():
             for s in (1, 2)]
     text = markdown(summarise(runs))
     header, _, line = text.splitlines()
-    assert header.endswith("| unknowns queried | worst query precision | ceiling recall AUC |")
-    assert "| 40 ± 0 | 0.250 ± 0.000 |" in line
+    assert header.endswith("| unknowns queried | avoidable unknowns | worst query precision | ceiling recall AUC |")
+    assert "| 40 ± 0 | 20 ± 0 | 0.250 ± 0.000 |" in line
+
+
+def test_avoidable_unknowns_leave_out_the_queries_beyond_the_pools_known_examples():
+    # 120 queried for 100 known in the pool: 20 unknowns whatever the strategy; of the 40 queried, 20 were a choice
+    assert final_values({"rows": ROWS})["avoidable"] == 40 - 20
+    # a budget below the known count: every unknown queried was avoidable
+    short = ROWS[:3]
+    assert final_values({"rows": short})["avoidable"] == final_values({"rows": short})["unknowns"] == 40
+    perfect = [row(0, 10, 0, 0, 0.0), row(1, 50, 40, 40, 0.4), row(2, 90, 40, 40, 0.8), row(3, 110, 40, 20, 1.0)]
+    assert final_values({"rows": perfect})["avoidable"] == 0
+
+
+def test_the_worst_query_is_one_that_could_have_been_all_known():
+    # the last query of `perfect` asked for 40 with 20 known left: its 0.5 is no fault of the strategy
+    perfect = [row(0, 10, 0, 0, 0.0), row(1, 50, 40, 40, 0.4), row(2, 90, 40, 40, 0.8), row(3, 110, 40, 20, 1.0)]
+    assert final_values({"rows": perfect})["worst_precision"] == 1.0
+    # every query of ROWS had at least 60 known left to find: all count, and the second's 0.25 is the worst
+    assert final_values({"rows": ROWS})["worst_precision"] == pytest.approx(0.25)

@@ -13,10 +13,14 @@ from osal.report.curves import area_under_curve, curve
 
 # table columns: key of final_values -> header. What a user pays: the unknown examples sent to the annotator
 # and the worst single query; the ceiling is the recall AUC a strategy of perfect precision reaches on the same
-# run (the same pool, initial set and query sizes), so "closes X% of the gap to it" reads off the table
+# run (the same pool, initial set and query sizes), so "closes X% of the gap to it" reads off the table. Avoidable
+# unknowns are those a strategy of perfect precision would not have queried: once a budget exceeds the known
+# examples in the pool, every strategy queries unknowns, and only the rest say how well it chose; for the same
+# reason the worst query is the worst of those made while the pool still held a query's worth of known examples
 COLUMNS = {"recall": "final recall", "precision": "mean precision", "accuracy": "final accuracy",
            "recall_auc": "recall AUC", "accuracy_auc": "accuracy AUC", "unknowns": "unknowns queried",
-           "worst_precision": "worst query precision", "ceiling_auc": "ceiling recall AUC"}
+           "avoidable": "avoidable unknowns", "worst_precision": "worst query precision",
+           "ceiling_auc": "ceiling recall AUC"}
 
 
 def final_values(run: dict) -> dict:
@@ -27,7 +31,8 @@ def final_values(run: dict) -> dict:
             "recall_auc": area_under_curve(*curve(run, "recall")),
             "accuracy_auc": area_under_curve(*curve(run, "test_accuracy")),
             "unknowns": float(sum(r["queried"] - r["queried_known"] for r in rows)),
-            "worst_precision": min(precisions) if precisions else float("nan"),
+            "avoidable": avoidable_unknowns(rows),
+            "worst_precision": worst_query_precision(rows),
             "ceiling_auc": area_under_curve(*ceiling_recall(rows))}
 
 
@@ -39,6 +44,25 @@ def known_in_pool(rows: list) -> float:
         return float("nan")
     every_known = round(first["n_labeled"] / first["recall_incl_initial"])
     return float(every_known - first["n_labeled"])
+
+
+def avoidable_unknowns(rows: list) -> float:
+    """The unknowns queried beyond those that no strategy could avoid (the queries left once the pool's known
+    examples ran out): what the choice of examples cost."""
+    queried = sum(r["queried"] for r in rows)
+    unknowns = queried - sum(r["queried_known"] for r in rows)
+    return float(unknowns - max(0.0, queried - known_in_pool(rows)))
+
+
+def worst_query_precision(rows: list) -> float:
+    """The lowest precision of a query made while the pool still held at least as many known examples as it
+    asked for (so that all of it could have been known); NaN when no query was."""
+    left, worst = known_in_pool(rows), float("nan")
+    for row in rows:
+        if row["queried"] and row["precision"] is not None and left >= row["queried"]:
+            worst = row["precision"] if np.isnan(worst) else min(worst, row["precision"])
+        left -= row["queried_known"]
+    return worst
 
 
 def ceiling_recall(rows: list) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +109,7 @@ def markdown(table: list) -> str:
              + " | ".join(COLUMNS.values()) + " |",
              "|---|---|" + ("---|" if settings else "") + "---|---|" + "---|" * len(COLUMNS)]
     for row in table:
-        cells = [_cell(row[k], 0 if k == "unknowns" else 3) for k in COLUMNS]
+        cells = [_cell(row[k], 0 if k in ("unknowns", "avoidable") else 3) for k in COLUMNS]
         setting = f"{row['variant']} | " if settings else ""
         lines.append(f"| {row['dataset']} | {row['mismatch']:g} | {setting}{row['strategy']} | {row['runs']} | "
                      + " | ".join(cells) + " |")
