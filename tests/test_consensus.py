@@ -44,7 +44,8 @@ def outputs_near_the_labels(with_invalid):
 def test_the_first_query_is_the_vote_of_the_labeled_neighbourhood_alone():
     outputs = outputs_near_the_labels(with_invalid=False)
     strategy = ConsensusStrategy(neighbours=3, candidates=1)  # the batch is the candidates
-    np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(0)), _ranks(strategy.vote(outputs)))
+    np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(0)),
+                               _ranks(strategy.vote(outputs, np.random.default_rng(0))))
     assert sorted(strategy.select(outputs, 10, np.random.default_rng(0)).tolist()) == list(range(10))
 
 
@@ -52,7 +53,7 @@ def test_later_queries_average_the_ranks_of_the_detector_and_the_vote():
     outputs = outputs_near_the_labels(with_invalid=True)
     strategy = ConsensusStrategy(neighbours=3, detector_weight=0.25, candidates=1)
     known = _ranks(LfOSA().scores(outputs, np.random.default_rng(5)))
-    expected = 0.25 * known + 0.75 * _ranks(strategy.vote(outputs))
+    expected = 0.25 * known + 0.75 * _ranks(strategy.vote(outputs, np.random.default_rng(0)))
     np.testing.assert_allclose(strategy.scores(outputs, np.random.default_rng(5)), expected)
     # the neighbourhood outweighs a detector that guesses: the examples by the labels come first, mostly
     assert (strategy.select(outputs, 10, np.random.default_rng(0)) < 10).sum() >= 8
@@ -108,3 +109,50 @@ def test_a_class_has_no_more_candidates_than_the_knowns_the_detector_expects_in_
     outputs = PoolOutputs(np.arange(8), 2, logits=logits, features=np.ones((8, 2)))
     # share 2 (class 1 expects nothing), 3 x 2 = 6 candidates capped to ceil(2.6) = 3: the least typical of 0, 1, 2
     assert Fixed(candidates=3).select(outputs, 2, np.random.default_rng(0)).tolist() == [2, 1]
+
+
+def a_pool_with_a_dense_unknown_class_beside_the_knowns():
+    """Known examples spread widely around the labeled ones; an unknown class packed tightly at a moderate angle
+    from them, four times as many: closer to the labeled set than many knowns, and far denser in the pool."""
+    rng = np.random.default_rng(3)
+    known_direction, unknown_direction = np.array([1.0, 0.0, 0.0]), np.array([0.9, np.sqrt(1 - 0.81), 0.0])
+    knowns = known_direction + rng.normal(0, 0.45, (200, 3))
+    unknowns = unknown_direction + rng.normal(0, 0.02, (800, 3))
+    features = np.concatenate([knowns, unknowns])
+    logits = rng.normal(0, 1, (1000, 3))
+    return PoolOutputs(np.arange(1000), 2, logits=logits, features=features,
+                       labeled_features=known_direction + rng.normal(0, 0.45, (40, 3)))
+
+
+def test_the_pool_reference_ranks_a_dense_unknown_class_below_the_knowns_the_labels_alone_cannot():
+    outputs = a_pool_with_a_dense_unknown_class_beside_the_knowns()
+    plain = ConsensusStrategy(neighbours=5).vote(outputs, np.random.default_rng(0))
+    against_pool = ConsensusStrategy(neighbours=5, pool_reference=True).vote(outputs, np.random.default_rng(0))
+    # of the 200 best-voted, how many are the 200 knowns
+    known_share = lambda vote: float(np.mean(np.argsort(-vote, kind="stable")[:200] < 200))  # noqa: E731
+    assert known_share(plain) < 0.5  # the dense unknowns crowd the labels' neighbourhood
+    assert known_share(against_pool) > 0.85
+    # it is the first query's alone: once unknowns were answered, the vote is against them as before
+    with_invalid = PoolOutputs(outputs.indices, 2, logits=outputs.logits, features=outputs.features,
+                               labeled_features=outputs.labeled_features,
+                               invalid_features=outputs.features[200:210])
+    np.testing.assert_array_equal(
+        ConsensusStrategy(neighbours=5, pool_reference=True).vote(with_invalid, np.random.default_rng(0)),
+        ConsensusStrategy(neighbours=5).vote(with_invalid, np.random.default_rng(0)))
+
+
+def test_a_pool_example_drawn_into_the_reference_is_not_its_own_neighbour():
+    rng = np.random.default_rng(4)
+    pool = rng.normal(0, 1, (50, 4))
+    rows = np.array([3, 17, 40])
+    closeness = ConsensusStrategy(neighbours=1).closeness(pool, pool[rows], rows_in_reference=rows)
+    unit = pool / np.linalg.norm(pool, axis=1, keepdims=True)
+    similarity = unit @ unit[rows].T
+    similarity[rows, np.arange(3)] = -np.inf
+    np.testing.assert_allclose(closeness, similarity.max(axis=1))
+    assert np.all(closeness[rows] < 1 - 1e-9)
+
+
+class TestConsensusWithPoolReferenceContract(StrategyContract):
+    def make_strategy(self):
+        return ConsensusStrategy(neighbours=3, pool_reference=True)

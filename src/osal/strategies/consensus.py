@@ -1,5 +1,7 @@
 """Consensus (osal's own): query what both the detector and the neighbourhood of the labels call known."""
 
+from typing import Optional
+
 import numpy as np
 
 from osal.errors import ConfigError
@@ -37,7 +39,8 @@ class ConsensusStrategy(Strategy):
     query_model = "detector"
     needs = ("logits", "features", "labeled_features", "invalid_features")
 
-    def __init__(self, neighbours: int = 10, detector_weight: float = 0.5, candidates: float = 3.0) -> None:
+    def __init__(self, neighbours: int = 10, detector_weight: float = 0.5, candidates: float = 3.0,
+                 pool_reference: bool = False) -> None:
         if int(neighbours) < 1:
             raise ConfigError(f"strategy.selector.neighbours={neighbours} must be at least 1")
         if not 0.0 <= float(detector_weight) <= 1.0:
@@ -47,29 +50,44 @@ class ConsensusStrategy(Strategy):
                               "query size)")
         self.neighbours, self.detector_weight = int(neighbours), float(detector_weight)
         self.candidates = float(candidates)
+        self.pool_reference = bool(pool_reference)
         self.lfosa = LfOSA()
 
-    def closeness(self, pool: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        """Mean cosine similarity of each pool row to its `neighbours` most similar reference rows."""
+    def closeness(self, pool: np.ndarray, reference: np.ndarray, rows_in_reference: Optional[np.ndarray] = None
+                  ) -> np.ndarray:
+        """Mean cosine similarity of each pool row to its `neighbours` most similar reference rows;
+        `rows_in_reference[j]`, when given, is the pool row that reference row j is, never its own neighbour."""
         reference = _unit(reference)
-        m = min(self.neighbours, len(reference))
+        m = min(self.neighbours, len(reference) - (rows_in_reference is not None))
         out = np.empty(len(pool))
         for start in range(0, len(pool), 4096):  # bounded memory: 4096 pool rows at a time, made unit-length here
             similarity = _unit(np.asarray(pool[start:start + 4096], dtype=np.float64)) @ reference.T
+            if rows_in_reference is not None:
+                inside = (rows_in_reference >= start) & (rows_in_reference < start + len(similarity))
+                similarity[rows_in_reference[inside] - start, np.flatnonzero(inside)] = -np.inf
             out[start:start + 4096] = np.partition(similarity, similarity.shape[1] - m, axis=1)[:, -m:].mean(axis=1)
         return out
 
-    def vote(self, outputs: PoolOutputs) -> np.ndarray:
+    def vote(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
         features = outputs.features  # read 4096 rows at a time: no float64 copy of the whole pool
-        vote = self.closeness(features, np.asarray(outputs.labeled_features, dtype=np.float64))
+        labeled = np.asarray(outputs.labeled_features, dtype=np.float64)
+        vote = self.closeness(features, labeled)
         invalid = outputs.invalid_features
         if invalid is not None and len(invalid):
             vote = vote - self.closeness(features, np.asarray(invalid, dtype=np.float64))
+        elif self.pool_reference and len(outputs) > len(labeled) >= 1:
+            # no unknown answered yet: a random sample of the pool, as large as the labeled set, stands in for it.
+            # The labeled set is a random sample of the knowns and the pool a mixture of knowns and unknowns, so
+            # closeness to the labeled set against closeness to an equal sample of the pool is a nearest-neighbour
+            # estimate of the density ratio p(x | known) / p(x), which orders the pool as p(known | x) does
+            sample = np.sort(rng.choice(len(outputs), size=len(labeled), replace=False))
+            reference = np.asarray(features[sample], dtype=np.float64)
+            vote = vote - self.closeness(features, reference, rows_in_reference=sample)
         return vote
 
     def components(self, outputs: PoolOutputs, rng: np.random.Generator) -> tuple:
         """(combined score, LfOSA's known probability or None before any unknown was queried) of the pool."""
-        vote = _ranks(self.vote(outputs))
+        vote = _ranks(self.vote(outputs, rng))
         if outputs.invalid_features is None or len(outputs.invalid_features) == 0:
             return vote, None
         lfosa = self.lfosa.scores(outputs, rng)
