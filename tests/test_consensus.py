@@ -156,3 +156,20 @@ def test_a_pool_example_drawn_into_the_reference_is_not_its_own_neighbour():
 class TestConsensusWithPoolReferenceContract(StrategyContract):
     def make_strategy(self):
         return ConsensusStrategy(neighbours=3, pool_reference=True)
+
+
+def test_top_up_fills_the_invalid_reference_with_a_pool_sample_to_the_labeled_sets_size():
+    base = a_pool_with_a_dense_unknown_class_beside_the_knowns()
+    outputs = PoolOutputs(base.indices, 2, logits=base.logits, features=base.features,
+                          labeled_features=base.labeled_features, invalid_features=base.features[200:210])
+    strategy = ConsensusStrategy(neighbours=5, top_up=True)
+    sample = np.sort(np.random.default_rng(7).choice(1000, size=40 - 10, replace=False))
+    reference = np.concatenate([outputs.invalid_features, outputs.features[sample]])
+    expected = strategy.closeness(outputs.features, outputs.labeled_features) - strategy.closeness(
+        outputs.features, reference, rows_in_reference=np.concatenate([np.full(10, -1), sample]))
+    np.testing.assert_allclose(strategy.vote(outputs, np.random.default_rng(7)), expected)
+    # an invalid set as large as the labeled set needs no sample
+    full = PoolOutputs(base.indices, 2, logits=base.logits, features=base.features,
+                       labeled_features=base.labeled_features[:10], invalid_features=base.features[200:210])
+    np.testing.assert_array_equal(strategy.vote(full, np.random.default_rng(7)),
+                                  ConsensusStrategy(neighbours=5).vote(full, np.random.default_rng(7)))

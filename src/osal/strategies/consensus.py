@@ -40,7 +40,7 @@ class ConsensusStrategy(Strategy):
     needs = ("logits", "features", "labeled_features", "invalid_features")
 
     def __init__(self, neighbours: int = 10, detector_weight: float = 0.5, candidates: float = 3.0,
-                 pool_reference: bool = False) -> None:
+                 pool_reference: bool = False, top_up: bool = False) -> None:
         if int(neighbours) < 1:
             raise ConfigError(f"strategy.selector.neighbours={neighbours} must be at least 1")
         if not 0.0 <= float(detector_weight) <= 1.0:
@@ -50,13 +50,14 @@ class ConsensusStrategy(Strategy):
                               "query size)")
         self.neighbours, self.detector_weight = int(neighbours), float(detector_weight)
         self.candidates = float(candidates)
-        self.pool_reference = bool(pool_reference)
+        self.pool_reference, self.top_up = bool(pool_reference), bool(top_up)
         self.lfosa = LfOSA()
 
     def closeness(self, pool: np.ndarray, reference: np.ndarray, rows_in_reference: Optional[np.ndarray] = None
                   ) -> np.ndarray:
         """Mean cosine similarity of each pool row to its `neighbours` most similar reference rows;
-        `rows_in_reference[j]`, when given, is the pool row that reference row j is, never its own neighbour."""
+        `rows_in_reference[j]`, when given, is the pool row that reference row j is (-1: none), never its own
+        neighbour."""
         reference = _unit(reference)
         m = min(self.neighbours, len(reference) - (rows_in_reference is not None))
         out = np.empty(len(pool))
@@ -73,16 +74,25 @@ class ConsensusStrategy(Strategy):
         labeled = np.asarray(outputs.labeled_features, dtype=np.float64)
         vote = self.closeness(features, labeled)
         invalid = outputs.invalid_features
-        if invalid is not None and len(invalid):
-            vote = vote - self.closeness(features, np.asarray(invalid, dtype=np.float64))
-        elif self.pool_reference and len(outputs) > len(labeled) >= 1:
-            # no unknown answered yet: a random sample of the pool, as large as the labeled set, stands in for it.
-            # The labeled set is a random sample of the knowns and the pool a mixture of knowns and unknowns, so
-            # closeness to the labeled set against closeness to an equal sample of the pool is a nearest-neighbour
-            # estimate of the density ratio p(x | known) / p(x), which orders the pool as p(known | x) does
-            sample = np.sort(rng.choice(len(outputs), size=len(labeled), replace=False))
-            reference = np.asarray(features[sample], dtype=np.float64)
-            vote = vote - self.closeness(features, reference, rows_in_reference=sample)
+        invalid = np.zeros((0, labeled.shape[1])) if invalid is None else np.asarray(invalid, dtype=np.float64)
+        # The labeled set is a random sample of the knowns and the pool a mixture of knowns and unknowns, so
+        # closeness to the labeled set against closeness to an equal sample of the pool is a nearest-neighbour
+        # estimate of the density ratio p(x | known) / p(x), which orders the pool as p(known | x) does: a pool
+        # sample stands in for the unknowns not answered yet (all of them before the first query; with `top_up`,
+        # as many as the invalid set falls short of the labeled set's size afterwards)
+        wanted = 0
+        if self.pool_reference and len(invalid) == 0:
+            wanted = len(labeled)
+        elif self.top_up:
+            wanted = max(0, len(labeled) - len(invalid))
+        wanted = min(wanted, len(outputs) - 1)
+        if wanted > 0:
+            sample = np.sort(rng.choice(len(outputs), size=wanted, replace=False))
+            reference = np.concatenate([invalid, np.asarray(features[sample], dtype=np.float64)])
+            rows = np.concatenate([np.full(len(invalid), -1), sample])  # -1: not a pool row
+            vote = vote - self.closeness(features, reference, rows_in_reference=rows)
+        elif len(invalid):
+            vote = vote - self.closeness(features, invalid)
         return vote
 
     def components(self, outputs: PoolOutputs, rng: np.random.Generator) -> tuple:
