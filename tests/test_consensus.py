@@ -92,7 +92,8 @@ def test_shares_follow_the_known_examples_the_detector_expects_in_each_class():
 
 @pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),
                                           ({"detector_weight": 1.5}, "detector_weight=1.5"),
-                                          ({"candidates": 0.5}, "candidates=0.5")])
+                                          ({"candidates": 0.5}, "candidates=0.5"),
+                                          ({"pool_sample_factor": 0}, "pool_sample_factor=0")])
 def test_bad_knobs_are_refused_in_one_sentence(knobs, named):
     with pytest.raises(ConfigError, match=named):
         ConsensusStrategy(**knobs)
@@ -173,3 +174,12 @@ def test_top_up_fills_the_invalid_reference_with_a_pool_sample_to_the_labeled_se
                        labeled_features=base.labeled_features[:10], invalid_features=base.features[200:210])
     np.testing.assert_array_equal(strategy.vote(full, np.random.default_rng(7)),
                                   ConsensusStrategy(neighbours=5).vote(full, np.random.default_rng(7)))
+
+
+def test_a_larger_pool_sample_is_compared_with_as_many_times_more_neighbours():
+    outputs = a_pool_with_a_dense_unknown_class_beside_the_knowns()
+    strategy = ConsensusStrategy(neighbours=5, pool_reference=True, pool_sample_factor=4)
+    sample = np.sort(np.random.default_rng(2).choice(1000, size=160, replace=False))
+    expected = strategy.closeness(outputs.features, outputs.labeled_features) - strategy.closeness(
+        outputs.features, outputs.features[sample], rows_in_reference=sample, neighbours=20)
+    np.testing.assert_allclose(strategy.vote(outputs, np.random.default_rng(2)), expected)

@@ -40,7 +40,7 @@ class ConsensusStrategy(Strategy):
     needs = ("logits", "features", "labeled_features", "invalid_features")
 
     def __init__(self, neighbours: int = 10, detector_weight: float = 0.5, candidates: float = 3.0,
-                 pool_reference: bool = False, top_up: bool = False) -> None:
+                 pool_reference: bool = False, top_up: bool = False, pool_sample_factor: float = 1.0) -> None:
         if int(neighbours) < 1:
             raise ConfigError(f"strategy.selector.neighbours={neighbours} must be at least 1")
         if not 0.0 <= float(detector_weight) <= 1.0:
@@ -50,16 +50,20 @@ class ConsensusStrategy(Strategy):
                               "query size)")
         self.neighbours, self.detector_weight = int(neighbours), float(detector_weight)
         self.candidates = float(candidates)
+        if float(pool_sample_factor) <= 0:
+            raise ConfigError(f"strategy.selector.pool_sample_factor={pool_sample_factor} must be positive (the pool "
+                              "sample's size as a multiple of the labeled set's)")
         self.pool_reference, self.top_up = bool(pool_reference), bool(top_up)
+        self.pool_sample_factor = float(pool_sample_factor)
         self.lfosa = LfOSA()
 
-    def closeness(self, pool: np.ndarray, reference: np.ndarray, rows_in_reference: Optional[np.ndarray] = None
-                  ) -> np.ndarray:
+    def closeness(self, pool: np.ndarray, reference: np.ndarray, rows_in_reference: Optional[np.ndarray] = None,
+                  neighbours: Optional[int] = None) -> np.ndarray:
         """Mean cosine similarity of each pool row to its `neighbours` most similar reference rows;
         `rows_in_reference[j]`, when given, is the pool row that reference row j is (-1: none), never its own
         neighbour."""
         reference = _unit(reference)
-        m = min(self.neighbours, len(reference) - (rows_in_reference is not None))
+        m = min(neighbours or self.neighbours, len(reference) - (rows_in_reference is not None))
         out = np.empty(len(pool))
         for start in range(0, len(pool), 4096):  # bounded memory: 4096 pool rows at a time, made unit-length here
             similarity = _unit(np.asarray(pool[start:start + 4096], dtype=np.float64)) @ reference.T
@@ -80,17 +84,21 @@ class ConsensusStrategy(Strategy):
         # estimate of the density ratio p(x | known) / p(x), which orders the pool as p(known | x) does: a pool
         # sample stands in for the unknowns not answered yet (all of them before the first query; with `top_up`,
         # as many as the invalid set falls short of the labeled set's size afterwards)
+        # (a sample `pool_sample_factor` times larger, its `neighbours` as many times more, is a less noisy
+        # estimate of the same ratio)
         wanted = 0
         if self.pool_reference and len(invalid) == 0:
             wanted = len(labeled)
         elif self.top_up:
             wanted = max(0, len(labeled) - len(invalid))
-        wanted = min(wanted, len(outputs) - 1)
+        factor = self.pool_sample_factor
+        wanted = min(int(round(wanted * factor)), len(outputs) - 1)
         if wanted > 0:
             sample = np.sort(rng.choice(len(outputs), size=wanted, replace=False))
             reference = np.concatenate([invalid, np.asarray(features[sample], dtype=np.float64)])
             rows = np.concatenate([np.full(len(invalid), -1), sample])  # -1: not a pool row
-            vote = vote - self.closeness(features, reference, rows_in_reference=rows)
+            vote = vote - self.closeness(features, reference, rows_in_reference=rows,
+                                         neighbours=int(round(self.neighbours * factor)))
         elif len(invalid):
             vote = vote - self.closeness(features, invalid)
         return vote
