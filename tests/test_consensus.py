@@ -93,7 +93,8 @@ def test_shares_follow_the_known_examples_the_detector_expects_in_each_class():
 @pytest.mark.parametrize("knobs, named", [({"neighbours": 0}, "neighbours=0"),
                                           ({"detector_weight": 1.5}, "detector_weight=1.5"),
                                           ({"candidates": 0.5}, "candidates=0.5"),
-                                          ({"pool_sample_factor": 0}, "pool_sample_factor=0")])
+                                          ({"pool_sample_factor": 0}, "pool_sample_factor=0"),
+                                          ({"first_detector_weight": -0.1}, "first_detector_weight=-0.1")])
 def test_bad_knobs_are_refused_in_one_sentence(knobs, named):
     with pytest.raises(ConfigError, match=named):
         ConsensusStrategy(**knobs)
@@ -183,3 +184,14 @@ def test_a_larger_pool_sample_is_compared_with_as_many_times_more_neighbours():
     expected = strategy.closeness(outputs.features, outputs.labeled_features) - strategy.closeness(
         outputs.features, outputs.features[sample], rows_in_reference=sample, neighbours=20)
     np.testing.assert_allclose(strategy.vote(outputs, np.random.default_rng(2)), expected)
+
+
+def test_the_first_query_can_weigh_in_lfosas_known_probability():
+    outputs = outputs_near_the_labels(with_invalid=False)
+    rng = np.random.default_rng(0)
+    strategy = ConsensusStrategy(neighbours=3, first_detector_weight=0.25)
+    expected = 0.25 * _ranks(LfOSA().scores(outputs, np.random.default_rng(0))) + 0.75 * _ranks(
+        ConsensusStrategy(neighbours=3).vote(outputs, np.random.default_rng(0)))
+    scores, known = strategy.components(outputs, rng)
+    np.testing.assert_allclose(scores, expected)
+    assert known is None  # equal shares in the first query still

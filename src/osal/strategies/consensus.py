@@ -40,7 +40,8 @@ class ConsensusStrategy(Strategy):
     needs = ("logits", "features", "labeled_features", "invalid_features")
 
     def __init__(self, neighbours: int = 10, detector_weight: float = 0.5, candidates: float = 3.0,
-                 pool_reference: bool = False, top_up: bool = False, pool_sample_factor: float = 1.0) -> None:
+                 pool_reference: bool = False, top_up: bool = False, pool_sample_factor: float = 1.0,
+                 first_detector_weight: float = 0.0) -> None:
         if int(neighbours) < 1:
             raise ConfigError(f"strategy.selector.neighbours={neighbours} must be at least 1")
         if not 0.0 <= float(detector_weight) <= 1.0:
@@ -50,6 +51,9 @@ class ConsensusStrategy(Strategy):
                               "query size)")
         self.neighbours, self.detector_weight = int(neighbours), float(detector_weight)
         self.candidates = float(candidates)
+        if not 0.0 <= float(first_detector_weight) <= 1.0:
+            raise ConfigError(f"strategy.selector.first_detector_weight={first_detector_weight} must lie in [0, 1]")
+        self.first_detector_weight = float(first_detector_weight)
         if float(pool_sample_factor) <= 0:
             raise ConfigError(f"strategy.selector.pool_sample_factor={pool_sample_factor} must be positive (the pool "
                               "sample's size as a multiple of the labeled set's)")
@@ -107,7 +111,12 @@ class ConsensusStrategy(Strategy):
         """(combined score, LfOSA's known probability or None before any unknown was queried) of the pool."""
         vote = _ranks(self.vote(outputs, rng))
         if outputs.invalid_features is None or len(outputs.invalid_features) == 0:
-            return vote, None
+            if self.first_detector_weight == 0:
+                return vote, None
+            # the first query: LfOSA's known probability from a detector that has seen no unknown, weighed in;
+            # the classes still give equal shares (the detector cannot tell how many knowns each holds yet)
+            first = _ranks(self.lfosa.scores(outputs, rng))
+            return self.first_detector_weight * first + (1.0 - self.first_detector_weight) * vote, None
         lfosa = self.lfosa.scores(outputs, rng)
         return self.detector_weight * _ranks(lfosa) + (1.0 - self.detector_weight) * vote, np.clip(lfosa, 0, 1)
 
