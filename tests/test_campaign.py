@@ -206,13 +206,12 @@ def test_only_runs_the_runs_whose_data_is_at_hand_and_a_wrong_filter_is_one_sent
 
 def test_runs_are_told_paths_inside_the_repository_relative_to_it(tmp_path):
     """What a committed campaign's records say of its run and data directories names no one's home directory."""
-    from osal.campaign.scheduler import TRAIN, as_seen_from_repository
+    from osal.campaign.scheduler import REPOSITORY
+    from osal.folders import shown
 
-    repository = TRAIN.parents[1]
-    inside = repository / "docs" / "measurements" / "campaigns" / "x" / "runs" / "a"
-    assert as_seen_from_repository(str(inside)) == os.path.join("docs", "measurements", "campaigns", "x", "runs", "a")
-    assert as_seen_from_repository(str(tmp_path / "data")) == str(tmp_path / "data")
-    assert not os.path.isabs(as_seen_from_repository(str(repository / "data")))
+    inside = REPOSITORY / "docs" / "measurements" / "campaigns" / "x" / "runs" / "a"
+    assert shown(inside, base=str(REPOSITORY)) == os.path.join("docs", "measurements", "campaigns", "x", "runs", "a")
+    assert shown(tmp_path / "data", base=str(REPOSITORY)) == str(tmp_path / "data")
 
 
 def test_logs_name_a_run_inside_the_working_directory_relative_to_it(tmp_path, monkeypatch):
@@ -222,3 +221,4 @@ def test_logs_name_a_run_inside_the_working_directory_relative_to_it(tmp_path, m
     assert shown(tmp_path / "runs" / "a") == os.path.join("runs", "a")
     assert shown("runs/a") == os.path.join("runs", "a")
     assert shown("/elsewhere/runs/a") == "/elsewhere/runs/a"
+    assert shown("../elsewhere") == str(tmp_path.parent / "elsewhere")  # outside: absolute

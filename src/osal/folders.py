@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 from osal.errors import OsalError, machine_reason
 
@@ -22,11 +22,12 @@ class FolderError(OsalError):
     """A folder cannot be written, or another command is using it."""
 
 
-def shown(path: Union[str, os.PathLike]) -> str:
-    """A path as logs and summaries name it: relative to the working directory when it lies inside (so that the
-    records a campaign commits name no one's home directory), else as it is."""
-    absolute, here = os.path.abspath(str(path)), os.getcwd()
-    return os.path.relpath(absolute, here) if os.path.commonpath([absolute, here]) == here else str(path)
+def shown(path: Union[str, os.PathLike], base: Optional[str] = None) -> str:
+    """A path as logs, summaries and the runs a campaign starts name it: relative to `base` (the working
+    directory by default) when it lies inside, so that the records a campaign commits name no one's home
+    directory; else absolute."""
+    absolute, here = os.path.abspath(str(path)), os.path.abspath(base or os.getcwd())
+    return os.path.relpath(absolute, here) if os.path.commonpath([absolute, here]) == here else absolute
 
 
 def nearest_existing(path: str) -> str:

@@ -128,14 +128,14 @@ def run(args: argparse.Namespace) -> None:
         return
     from osal.campaign.campaign import Campaign
     from osal.campaign.progress import format_table
-    from osal.campaign.scheduler import Scheduler, as_seen_from_repository
-    from osal.folders import exclusive_use
+    from osal.campaign.scheduler import REPOSITORY, Scheduler
+    from osal.folders import exclusive_use, shown
     from osal.loop.processes import quoted
 
     check_window(args.seconds, args.reserve, args.startup)
     devices = slots(args.gpus, args.per_gpu)
     # quoted: a path with a space or an `=` in it is one value to Hydra
-    extra = [f"data_dir={quoted(as_seen_from_repository(args.data_dir))}"] if args.data_dir else []
+    extra = [f"data_dir={quoted(shown(args.data_dir, base=str(REPOSITORY)))}"] if args.data_dir else []
     campaign = Campaign(args.directory, args.overrides or None, extra)
     runs = selected(campaign.runs, args.only)
     device = describe(devices)

@@ -19,10 +19,12 @@ from omegaconf import DictConfig
 
 from osal.campaign.grid import Run
 from osal.campaign.progress import read_progress, run_dir
+from osal.folders import shown
 from osal.interrupt import Interrupted, ctrl_c_interrupts
 from osal.loop.processes import die_with_parent, quoted
 
 TRAIN = Path(__file__).resolve().parents[2] / "train.py"
+REPOSITORY = TRAIN.parents[1]  # where the runs start: the paths they are told are relative to it when inside
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Scheduler:
 
     def command(self, run: Run, deadline: float) -> list:
         return [sys.executable, str(TRAIN), *self.overrides, *run.overrides, *self.extra,
-                f"hydra.run.dir={quoted(as_seen_from_repository(run_dir(self.campaign_dir, run.name)))}",
+                f"hydra.run.dir={quoted(shown(run_dir(self.campaign_dir, run.name), base=str(REPOSITORY)))}",
                 f"deadline={deadline:.0f}",
                 "logger=none",
                 "trainer.enable_progress_bar=false"]
@@ -87,7 +89,7 @@ class Scheduler:
         # and a parent-death signal, so that a scheduler killed outright leaves no run training on (nor holding
         # its folder's lock) unseen
         process = subprocess.Popen(self.command(run, deadline), stdout=console, stderr=subprocess.STDOUT, env=env,
-                                   cwd=str(TRAIN.parents[1]), start_new_session=True, preexec_fn=die_with_parent)
+                                   cwd=str(REPOSITORY), start_new_session=True, preexec_fn=die_with_parent)
         console.close()
         before = read_progress(self.campaign_dir, run.name, self.configs[run.name]).rounds_done
         self.say(f"start {run.name} (slot {slot}, {before} rounds done)")
@@ -165,11 +167,3 @@ class Scheduler:
             self.finish(launch, note="interrupted at the end of the window")
         active.clear()
 
-
-def as_seen_from_repository(path: str) -> str:
-    """A run directory as the runs (started in the repository's root) are told it: relative to the repository when
-    it lies inside, so that the records a campaign commits name no one's home directory."""
-    repository = str(TRAIN.parents[1])
-    absolute = os.path.abspath(path)
-    inside = os.path.commonpath([absolute, repository]) == repository
-    return os.path.relpath(absolute, repository) if inside else absolute
