@@ -22,7 +22,9 @@ class TestEAOAContract(StrategyContract):
 def test_aleatoric_score_is_log_one_minus_the_top_probability():
     logits = np.random.default_rng(0).normal(0, 3, (50, 4))
     expected = np.log(1 - softmax(logits, axis=1).max(axis=1))
-    np.testing.assert_allclose(EAOAStrategy.aleatoric(logits), expected, rtol=1e-9, atol=1e-12)
+    aleatoric = EAOAStrategy.aleatoric(logits)
+    assert aleatoric.dtype == np.float32  # as the official torch expression on a network's float32 outputs
+    np.testing.assert_allclose(aleatoric, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_energy_leaves_the_unknown_output_out_and_adds_its_softplus():
@@ -161,6 +163,22 @@ def test_the_energy_detector_loss_adds_the_squared_hinges_to_the_cross_entropy()
     assert torch.isfinite(known_only)
     torch.testing.assert_close(known_only, torch.nn.functional.cross_entropy(logits[:1], targets[:1])
                                + 0.01 * hinge_in)
+
+
+def test_before_any_unknown_was_queried_the_detector_learns_by_cross_entropy_alone():
+    """As the official round 0 (train_model_ID): the energy hinge joins once the invalid set holds examples
+    (on_fit_start reads that from the datamodule's pool, fit by fit)."""
+    from osal.models.modules import EnergyDetectorModule
+    from osal.models.network import build_network
+    from osal.models.small_cnn import SmallCNNEncoder
+    module = EnergyDetectorModule(2, lambda num_outputs: build_network(lambda: SmallCNNEncoder(1, 4), num_outputs),
+                                  lambda params: torch.optim.SGD(params, lr=0.1))
+    logits, targets = torch.tensor([[3.0, 1.0, 0.0], [0.5, 0.2, 2.0]]), torch.tensor([0, 1])
+    cross_entropy = torch.nn.functional.cross_entropy(logits, targets)
+    module.with_unknowns = False
+    torch.testing.assert_close(module.loss(logits, targets), cross_entropy)
+    module.with_unknowns = True  # the hinge at -25 is far from these logits: a large extra term
+    assert module.loss(logits, targets) > cross_entropy + 1.0
 
 
 @pytest.mark.slow

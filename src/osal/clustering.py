@@ -29,7 +29,12 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 with warnings.catch_warnings():  # it warns on import that the optional pynndescent is missing: not needed here
     warnings.simplefilter("ignore", UserWarning)
     from finch import FINCH
+    from finch.finch import req_numclust
 
+# the finch-clust release whose hierarchy is reproduced: 0.1.9 is what EOAL's official code pins (hierarchy())
+FINCH_RELEASES = ("0.1.9", "0.2.3")
+DEFAULT_FINCH = "0.1.9"
+THRESHOLD_UP_TO = 70_000  # 0.1.9 computes its distance threshold only where its first neighbours are exact
 EXACT_UP_TO = 10 ** 9  # FINCH's later levels use exact distances between cluster means, never an ANN
 
 
@@ -190,39 +195,113 @@ def means(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.asarray(membership.T @ features) / np.bincount(labels)[:, None]
 
 
-def hierarchy(features: np.ndarray, exact_up_to: Optional[int] = EXACT_NEIGHBOURS_UP_TO) -> tuple:
+def hierarchy(features: np.ndarray, exact_up_to: Optional[int] = EXACT_NEIGHBOURS_UP_TO,
+              finch: str = DEFAULT_FINCH) -> tuple:
     """FINCH's partitions without a required count, in O(N) memory at every level: (labels per partition,
     finest first, as an (N, P) array; clusters per partition).
 
     The package finds the first neighbours of the cluster means of every level above the first from a dense
     distance matrix; the first partition of a large pool still holds a third of it, so that matrix (180 GB at
-    150,000 candidates) is what ran out of memory. Here every level uses `first_neighbours`. As FINCH with
-    ensure_early_exit and an initial rank given: no distance threshold, and the hierarchy stops at the level
-    that merges fewer than two clusters or leaves one. `exact_up_to`: see `first_neighbours`."""
+    150,000 candidates) is what ran out of memory. Here every level uses `first_neighbours`. `exact_up_to`:
+    see `first_neighbours`. `finch` names the package release whose hierarchy is reproduced (FINCH_RELEASES):
+
+    * "0.1.9" (what EOAL's official code pins, so what its published numbers were made with): where the first
+      neighbours are exact (up to THRESHOLD_UP_TO points), the largest linked distance x weight of the first
+      partition becomes a threshold that unlinks farther pairs at every later level (`linked_components`), so
+      the hierarchy stops earlier; a level that merges exactly one cluster is kept, and is the last;
+    * "0.2.3": that threshold writes explicit zeros into a sparse matrix whose entries scipy still counts as
+      links, so it does nothing; the hierarchy stops at the level that merges fewer than two clusters (not
+      kept) or leaves one, as FINCH with an initial rank given."""
+    finch = checked_finch(finch)
     data = np.asarray(features, dtype=np.float32, order="C")
-    labels = components(first_neighbours(data, exact_up_to=exact_up_to))
+    neighbour = first_neighbours(data, exact_up_to=exact_up_to)
+    labels = components(neighbour)
+    threshold = None
+    if finch == "0.1.9" and len(data) <= THRESHOLD_UP_TO:
+        rows, columns, weights = linked_pairs(neighbour)
+        scores = cosine_distances(unit_rows(data), rows, columns) * weights
+        threshold = np.float32(scores.max()) if len(scores) else np.float32(0)
     levels, counts = [labels], [int(labels.max()) + 1]
     current = means(data, labels)
     while True:
-        merged = components(first_neighbours(current, exact_up_to=exact_up_to))
+        neighbour = first_neighbours(current, exact_up_to=exact_up_to)
+        merged = components(neighbour) if threshold is None else linked_components(current, neighbour, threshold)
         labels = merged[labels]
         count = int(merged.max()) + 1
-        if count == 1 or counts[-1] - count <= 1:
+        fewer = counts[-1] - count
+        if count == 1 or fewer < 1 or (finch == "0.2.3" and fewer == 1):
             break
         levels.append(labels)
         counts.append(count)
+        if fewer == 1:  # 0.1.9 keeps a level that merged one cluster, and stops there
+            break
         current = means(data, labels)
     return np.column_stack(levels), counts
 
 
+def checked_finch(finch: str) -> str:
+    """`finch` as one of FINCH_RELEASES, or one sentence naming the choices."""
+    finch = str(finch)
+    if finch not in FINCH_RELEASES:
+        raise ValueError(f"finch={finch!r} names no FINCH behaviour osal reproduces: use one of "
+                         f"{', '.join(FINCH_RELEASES)}")
+    return finch
+
+
+def linked_pairs(neighbour: np.ndarray) -> tuple:
+    """FINCH's links (rows, columns, weights) between distinct points: the off-diagonal entries of (A + I)(A + I)^T,
+    A the first-neighbour graph; a weight counts what two points share among {itself, its first neighbour}."""
+    n = len(neighbour)
+    graph = sparse.csr_matrix((np.ones(n, dtype=np.float32), (np.arange(n), neighbour)), shape=(n, n))
+    graph = graph + sparse.eye(n, dtype=np.float32, format="csr")
+    linked = (graph @ graph.T).tocoo()
+    off = linked.row != linked.col
+    return linked.row[off], linked.col[off], linked.data[off]
+
+
+def cosine_distances(unit: np.ndarray, rows: np.ndarray, columns: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """1 - cosine similarity of each pair of unit rows, clipped to [0, 2] as sklearn's, in the rows' precision."""
+    distance = np.empty(len(rows), dtype=unit.dtype)
+    for start in range(0, len(rows), chunk):
+        r, c = rows[start:start + chunk], columns[start:start + chunk]
+        distance[start:start + chunk] = 1.0 - np.einsum("ij,ij->i", unit[r], unit[c])
+    return np.clip(distance, 0.0, 2.0)
+
+
+def linked_components(centres_: np.ndarray, neighbour: np.ndarray, threshold: np.floating) -> np.ndarray:
+    """finch-clust 0.1.9's get_clust with its threshold: the links whose cosine distance x weight exceeds it are
+    removed before the weakly connected components are taken (in float64, as that release computes the distances
+    of a level's cluster means)."""
+    n = len(neighbour)
+    rows, columns, weights = linked_pairs(neighbour)
+    precise = np.asarray(centres_, dtype=np.float64)
+    unit = precise / np.maximum(np.linalg.norm(precise, axis=1, keepdims=True), 1e-300)
+    keep = cosine_distances(unit, rows, columns) * weights <= threshold
+    graph = sparse.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], columns[keep])),
+                              shape=(n, n))
+    return csgraph.connected_components(graph, directed=True, connection="weak", return_labels=True)[1]
+
+
 def partitions(features: np.ndarray, required: Optional[int] = None,
-               exact_up_to: Optional[int] = EXACT_NEIGHBOURS_UP_TO) -> tuple:
+               exact_up_to: Optional[int] = EXACT_NEIGHBOURS_UP_TO, finch: str = DEFAULT_FINCH) -> tuple:
     """FINCH's hierarchy: (labels per partition, finest first, as an (N, P) array; clusters per partition;
-    labels of exactly `required` clusters, or None)."""
+    labels of exactly `required` clusters, or None when the first partition has fewer)."""
+    finch = checked_finch(finch)
     features = np.asarray(features, dtype=np.float32)
-    if required is None:
-        labels, counts = hierarchy(features, exact_up_to)
-        return labels, counts, None
+    if required is None or finch == "0.1.9":
+        labels, counts = hierarchy(features, exact_up_to, finch)
+        if required is None:
+            return labels, counts, None
+        if required in counts:
+            return labels, counts, labels[:, counts.index(required)]
+        if required > counts[0]:  # 0.1.9 raises IndexError here; 0.2.3 returns the first partition
+            return labels, counts, None
+        coarsest = max(i for i, count in enumerate(counts) if count >= required)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            # one merge of the two closest linked means at a time, as both releases do (dense: few clusters)
+            merged = req_numclust(labels[:, coarsest], features, required, "cosine", EXACT_UP_TO, False)
+        return labels, counts, np.asarray(merged)
     # FINCH prints (not logs) when it cannot give `required` clusters; the caller says what it got instead
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -231,12 +310,12 @@ def partitions(features: np.ndarray, required: Optional[int] = None,
     return np.asarray(labels).reshape(len(features), -1), list(counts), required_labels
 
 
-def clusters(features: np.ndarray, count: int) -> np.ndarray:
+def clusters(features: np.ndarray, count: int, finch: str = DEFAULT_FINCH) -> np.ndarray:
     """Labels of `count` FINCH clusters (fewer when the first partition already has fewer), 0..C-1."""
     features = np.asarray(features, dtype=np.float32)
     if len(features) < 3:  # FINCH needs a neighbour to link to: too few points are one cluster each
         return np.arange(len(features))
-    labels, counts, required = partitions(features, required=count)
+    labels, counts, required = partitions(features, required=count, finch=finch)
     chosen = labels[:, 0] if required is None else np.asarray(required)
     return np.unique(chosen, return_inverse=True)[1]
 

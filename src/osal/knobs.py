@@ -104,6 +104,8 @@ def choice(*choices: Any, **kw) -> Rule:
     return Rule("choice", choices=tuple(choices), **kw)
 
 
+FINCH_RELEASE = choice("0.1.9", "0.2.3", example="0.1.9",
+                       why="the finch-clust release EOAL reproduces (osal.clustering)")
 PROBABILITY = dict(low=0, high=1)
 WEIGHT = number(0, example=0.1, why="a loss weight")
 PRECISIONS = ("64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "32", "16", "bf16",
@@ -170,6 +172,7 @@ KNOBS: dict[str, Rule] = {
     "strategy.*.module.margin_in": number(example=-25.0, why="an energy margin"),
     "strategy.*.module.margin_out": number(example=-7.0, why="an energy margin"),
     "strategy.*.module.pareto_alpha": number(0, 1, low_open=True, example=0.8),
+    "strategy.*.module.finch": FINCH_RELEASE,
     # the strategies' selection knobs
     "strategy.selector.query_model": choice("classifier", "detector", example="detector"),
     "strategy.selector.n_components": integer(2, example=2, why="GMM components"),
@@ -193,6 +196,7 @@ KNOBS: dict[str, Rule] = {
     "strategy.selector.diversity": flag(example="true"),
     "strategy.selector.exact_neighbours_up_to": integer(2, nullable=True, example=100000,
                                                         why="candidates clustered with exact first neighbours"),
+    "strategy.selector.finch": FINCH_RELEASE,
     "strategy.selector.k_initial": integer(1, example=5),
     "strategy.selector.target_precision": number(0, 1, low_open=True, example=0.6),
     "strategy.selector.tolerance": number(0, 1, example=0.05),

@@ -156,8 +156,9 @@ class EnergyDetectorModule(DetectorModule):
 
     E(x) = -logsumexp(z_1..z_K) (the unknown output left out) is pushed below `margin_in` on labeled
     (known) examples and above `margin_out` on invalid (unknown) ones, with weight `energy_weight`
-    (official defaults: -25, -7, 0.01; temperature 1). A batch without knowns or without unknowns
-    simply lacks that term (the official code's empty mean gives NaN there).
+    (official defaults: -25, -7, 0.01; temperature 1). As the official code, before any unknown was queried
+    (an empty invalid set) the detector is trained with cross-entropy alone (its train_model_ID). A batch
+    without knowns or without unknowns simply lacks that term (the official code's empty mean gives NaN there).
     """
 
     def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
@@ -167,6 +168,12 @@ class EnergyDetectorModule(DetectorModule):
         if energy_weight < 0:
             raise ValueError(f"energy_weight must be non-negative, got {energy_weight}")
         self.energy_weight, self.margin_in, self.margin_out = float(energy_weight), float(margin_in), float(margin_out)
+        self.with_unknowns = True  # fit by fit, whether the invalid set holds any example (on_fit_start)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.with_unknowns = datamodule is None or len(datamodule.pool.invalid) > 0
 
     def energy_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         energy = -torch.logsumexp(logits[:, :self.num_known], dim=1)
@@ -179,6 +186,8 @@ class EnergyDetectorModule(DetectorModule):
         return loss
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if not self.with_unknowns:
+            return super().loss(logits, targets)
         return super().loss(logits, targets) + self.energy_weight * self.energy_loss(logits, targets)
 
 
@@ -192,7 +201,8 @@ class OneVsAllDetectorModule(DetectorModule):
       toward p = 1/2, weighted alpha / K (alpha = `pareto_alpha` = 0.8);
     * once unknowns were queried, `cluster_weight` x (`intra_weight` x the distance of each unknown to the centre
       of its cluster + `inter_weight` x log(1 + sum_j exp(d_own - d_j))): the queried unknowns are clustered
-      (FINCH, K clusters) at the start of every epoch from their current features.
+      (FINCH, K clusters) at the start of every epoch from their current features; `finch` names the
+      finch-clust release whose FINCH is reproduced (osal.clustering.hierarchy; the official code pins 0.1.9).
 
     Departures (docs/design.md): the unknowns' features for the clustering are computed with the test transform
     (the official code reads them through the training augmentation); the number of epochs and the optimiser
@@ -202,8 +212,10 @@ class OneVsAllDetectorModule(DetectorModule):
 
     def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
                  scheduler: Optional[SchedulerFactory] = None, temperature: float = 0.5, pareto_alpha: float = 0.8,
-                 cluster_weight: float = 0.1, intra_weight: float = 0.1, inter_weight: float = 1.0) -> None:
+                 cluster_weight: float = 0.1, intra_weight: float = 0.1, inter_weight: float = 1.0,
+                 finch: str = clustering.DEFAULT_FINCH) -> None:
         super().__init__(num_known, network, optimizer, scheduler, temperature)
+        self.finch = clustering.checked_finch(finch)
         if not 0.0 <= pareto_alpha < 1.0:
             raise ValueError(f"pareto_alpha must lie in [0, 1), got {pareto_alpha}")
         self.net = OneVsAllNetwork(self.net, self.num_known)
@@ -235,7 +247,7 @@ class OneVsAllDetectorModule(DetectorModule):
                 indices.append(index)
         self.net.train(was_training)
         features, indices = torch.cat(features).numpy(), torch.cat(indices).numpy()
-        labels = clustering.clusters(features, self.num_known)
+        labels = clustering.clusters(features, self.num_known, self.finch)
         lookup = torch.full((int(indices.max()) + 1,), -1, dtype=torch.long)
         lookup[torch.from_numpy(indices)] = torch.from_numpy(labels).long()
         self._cluster_of = lookup.to(self.device)

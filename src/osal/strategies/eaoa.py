@@ -5,7 +5,8 @@ import warnings
 from typing import Optional
 
 import numpy as np
-from scipy.special import logsumexp, softplus
+import torch
+import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
@@ -21,7 +22,7 @@ class EAOAStrategy(Strategy):
 
     * aleatoric uncertainty (AU) of the K-way classifier: E(x) - E_{-y^}(x) = log(1 - p_max);
       `info` = posterior of the high-mean component of a 2-component GMM on min-max-scaled AU;
-    * epistemic uncertainty (EU), model part: -logsumexp(known logits) + softplus(unknown logit) of the
+    * epistemic uncertainty (EU), model part: -logsumexp(known logits) + log(1 + exp(unknown logit)) of the
       K+1 detector (trained with the energy-margin loss, osal.models.modules.EnergyDetectorModule);
       data part: every labeled and invalid example lists its `neighbours` nearest pool examples (cosine
       on the detector's features); per pool example, the count of such lists per class, divided by the
@@ -33,17 +34,23 @@ class EAOAStrategy(Strategy):
       more than `tolerance` away from `target_precision`, k grows by `step` when it was above (too clean
       a candidate set) and shrinks by `step` (not below 1) when it was below.
 
+    As the official code: the network scores and the GMM posteriors are float32 (torch's logsumexp, and
+    sklearn keeps float32 input), so they saturate at exactly 0 or 1 as soon as the official ones do; the pool
+    is read in a random order (the official loader is a SubsetRandomSampler) drawn from the run's generator,
+    and the per-class candidates come from torch.topk and numpy's default argsort in that order, so ties
+    fall as they fall there (scripts/official_checks.py measures the agreement: docs/design.md).
+
     Departures from the official code (docs/design.md):
 
-    * GMMs are seeded from the run's generator, the final order drawn from it too (the official code
-      uses the global numpy and torch generators);
-    * exact ties of the saturated posteriors are broken by the raw scores (lower EU, higher AU first),
-      then by index: the official order of tied entries is whatever torch.topk / numpy give;
+    * the GMMs draw from one legacy numpy generator seeded from the run's generator, in the official order,
+      and the final order is drawn from the run's generator (the official code uses the global numpy and
+      torch generators);
     * a class with too few pool examples gives what it has (the official torch.topk raises), and a batch
       short of B is filled with the remaining examples by `clean` x `info`, so every query asks for B;
-    * softplus instead of log(1 + exp(.)), which overflows for large counts;
-    * scores and posteriors in float64 (the official code's float32 saturates at exactly 1 sooner, so it
-      has more ties; on outputs that do not saturate the selections agree, docs/design.md).
+    * where log(1 + exp(u)) of the unknown logit overflows float32 (u > 80), u itself (the official score is
+      inf there and its GMM fails on NaN);
+    * a known class without labeled examples gets weight 1 in the data part (the official weight 0 divides
+      its counts into NaN, and its GMM fails).
 
     Kept although it looks accidental: before any unknown was queried, the class weights divide by a mean
     over K + 1 class sizes one of which is 0.
@@ -87,36 +94,51 @@ class EAOAStrategy(Strategy):
         self.k = float(state.get("k", self.k))
 
     # -- scores ----------------------------------------------------------------------------
-    def posterior(self, values: np.ndarray, high: bool, rng: np.random.Generator) -> np.ndarray:
-        """Posterior of the high- (or low-) mean component of a 2-component GMM on min-max-scaled values."""
-        values = np.asarray(values, dtype=np.float64)
+    def posterior(self, values: np.ndarray, high: bool, rng: np.random.Generator,
+                  order: Optional[np.ndarray] = None) -> np.ndarray:
+        """Posterior of the high- (or low-) mean component of a 2-component GMM on min-max-scaled values, in the
+        values' precision (sklearn fits float32 input in float32, as the official code's scores are)."""
+        values = np.asarray(values)
+        if values.dtype != np.float32:
+            values = values.astype(np.float64)
         span = values.max() - values.min() if len(values) else 0.0
         if len(values) < 2 or span == 0:
-            return np.full(len(values), 0.5)
+            return np.full(len(values), 0.5, dtype=values.dtype)
         scaled = ((values - values.min()) / span)[:, None]
+        state = rng if isinstance(rng, np.random.RandomState) else np.random.RandomState(
+            int(rng.integers(0, 2 ** 31 - 1)))
         gmm = GaussianMixture(n_components=2, max_iter=self.max_iter, tol=self.tol, reg_covar=self.reg_covar,
-                              random_state=int(rng.integers(0, 2 ** 31 - 1)))
+                              random_state=state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # 10 EM steps, as in the official code
-            gmm.fit(scaled)
+            gmm.fit(scaled if order is None else scaled[order])  # fitted in the loader's order, as the official
         component = int(np.argmax(gmm.means_[:, 0]) if high else np.argmin(gmm.means_[:, 0]))
         return gmm.predict_proba(scaled)[:, component]
 
     @staticmethod
     def aleatoric(classifier_logits: np.ndarray) -> np.ndarray:
-        """log(1 - p_max) of the classifier, computed stably: higher = more aleatoric."""
+        """log(1 - p_max) of the classifier, as the official float32 expression -logsumexp(z) + logsumexp(z with
+        the top logit replaced by -1e5): higher = more aleatoric."""
         def block(logits: np.ndarray) -> np.ndarray:
-            others = logits.copy()
-            others[np.arange(len(logits)), logits.argmax(axis=1)] = -np.inf
-            return logsumexp(others, axis=1) - logsumexp(logits, axis=1)
+            z = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+            top = F.one_hot(z.argmax(dim=1), z.shape[1]).to(z.dtype)
+            return (torch.logsumexp(z * (1 - top) - 1e5 * top, dim=1) - torch.logsumexp(z, dim=1)).numpy()
         return by_rows(block, classifier_logits)
 
     @staticmethod
-    def energy(logits: np.ndarray, num_known: int, with_unknown: bool = True) -> np.ndarray:
-        """-logsumexp(known columns) (+ softplus(unknown column)): higher = more likely unknown."""
+    def energy(logits: np.ndarray, num_known: int, with_unknown: bool = True,
+               precision: Optional[type] = None) -> np.ndarray:
+        """-logsumexp(known columns) (+ log(1 + exp(unknown column))), in `precision` (the logits' own when None,
+        float32 below that): higher = more likely unknown."""
         def block(logits: np.ndarray) -> np.ndarray:
-            value = -logsumexp(logits[:, :num_known], axis=1)
-            return value + softplus(logits[:, num_known]) if with_unknown else value
+            dtype = precision or (np.float64 if np.asarray(logits).dtype == np.float64 else np.float32)
+            z = torch.from_numpy(np.ascontiguousarray(logits, dtype=dtype))
+            value = -torch.logsumexp(z[:, :num_known], dim=1)
+            if with_unknown:
+                u = z[:, num_known]
+                # the official log(1 + exp(u)), bit for bit where it is finite; u where it overflows
+                value = value + torch.where(u > 80, u, torch.log(1 + torch.exp(torch.clamp(u, max=80))))
+            return value.numpy()
         return by_rows(block, logits)
 
     def neighbour_counts(self, outputs: PoolOutputs) -> tuple:
@@ -180,19 +202,25 @@ class EAOAStrategy(Strategy):
             best_similarity = np.take_along_axis(similarity, keep, axis=1)
         return best_rows
 
-    def _keys(self, outputs: PoolOutputs, rng: np.random.Generator) -> tuple:
+    def _keys(self, outputs: PoolOutputs, rng: np.random.Generator, order: Optional[np.ndarray] = None) -> tuple:
         k = outputs.num_known
         au = self.aleatoric(outputs.classifier_logits)
-        eu_model = self.energy(outputs.logits, k)
-        info = self.posterior(au, high=True, rng=rng)
-        clean = self.posterior(eu_model, high=False, rng=rng)
-        clean = clean * self.posterior(self.data_energy(outputs), high=False, rng=rng)
+        eu_model = self.energy(outputs.logits, k, precision=np.float32)  # a network's outputs: float32
+        # one legacy generator for the three GMMs, consumed in the official order, as the official global one is
+        # (scripts/official_regimes.gmm_seed seeds the official code alike, so that the checks compare like with
+        # like: ten EM steps from different starts can end far apart)
+        state = np.random.RandomState(int(rng.integers(0, 2 ** 31 - 1)))
+        info = self.posterior(au, high=True, rng=state, order=order)
+        clean = self.posterior(eu_model, high=False, rng=state, order=order)
+        # the official clean_prob (float32) *= the data part's float64 posterior: the product stays float32
+        np.multiply(clean, self.posterior(self.data_energy(outputs), high=False, rng=state, order=order), out=clean,
+                    casting="same_kind")
         return au, eu_model, info, clean
 
     def scores(self, outputs: PoolOutputs, rng: np.random.Generator) -> np.ndarray:
         if len(outputs) == 0:
             return np.zeros(0)
-        _, _, info, clean = self._keys(outputs, rng)
+        _, _, info, clean = self._keys(outputs, rng, rng.permutation(len(outputs)))
         return clean * info
 
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
@@ -200,17 +228,21 @@ class EAOAStrategy(Strategy):
         budget = checked_budget(outputs, budget)
         if n == 0:
             return Selection(outputs.indices[:0], np.zeros(0))
-        au, eu_model, info, clean = self._keys(outputs, rng)
+        order = rng.permutation(n)  # the official loader's order (a SubsetRandomSampler): ties fall in it
+        au, eu_model, info, clean = self._keys(outputs, rng, order)
         k = outputs.num_known
-        predicted = np.asarray(outputs.classifier_logits)[:, :k].argmax(axis=1)
+        predicted = by_rows(lambda block: block[:, :k].argmax(axis=1), outputs.classifier_logits)
         per_class = math.ceil(budget / k) if budget else 0
         candidates_per_class = per_class * int(self.k)
         chosen = []
         for c in range(k):
-            members = np.flatnonzero(predicted == c)
-            # cleanest first: the posterior, then the raw energy (ties of a saturated posterior), then index
-            candidates = members[np.lexsort((members, eu_model[members], -clean[members]))[:candidates_per_class]]
-            picks = candidates[np.lexsort((candidates, -au[candidates], -info[candidates]))[:per_class]]
+            members = order[predicted[order] == c]
+            # the cleanest, as the official torch.topk picks them (its order among ties included) ...
+            top = torch.topk(torch.from_numpy(np.ascontiguousarray(clean[members])),
+                             min(candidates_per_class, len(members))).indices.numpy()
+            candidates = members[top]
+            # ... then the most aleatoric of them, by numpy's default sort of the float64 copy the official makes
+            picks = candidates[np.argsort(-info[candidates].astype(np.float64))[:per_class]]
             chosen.append(picks)
         chosen = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
         chosen = chosen[rng.permutation(len(chosen))][:budget]

@@ -25,13 +25,18 @@ class EOALStrategy(Strategy):
       clusters the candidates' features, the finest partition with at most B clusters is taken, and the
       clusters give their lowest scores in turn (`per cluster = floor(min(B, candidates) / C)` a pass, the
       remainder to the first clusters), until B are chosen;
-    * a batch short of B (fewer candidates) is filled with the predicted unknowns of lowest score.
+    * a batch short of B (fewer candidates) is filled with the predicted unknowns of lowest score;
+    * the pool is read in a random order drawn from the run's generator, as the official loader (a
+      SubsetRandomSampler) reads it: FINCH numbers the clusters in that order, which decides the clusters that
+      take a pass's remainder, and ties fall in it.
 
     Departures (docs/design.md): the invalid set's clusters are computed from its features after training
     (the official code reuses those its detector computed at the start of its last epoch); FINCH's first
     neighbours are found in chunks (the same neighbours, without a dense N x N matrix); the one-vs-all head
     is read with the test transform (the official code scores training-augmented images). `diversity:
-    false` ranks the candidates by score alone, as the official `--diversity 0`. Above
+    false` ranks the candidates by score alone, as the official `--diversity 0`. `finch` names the
+    finch-clust release whose FINCH hierarchy is reproduced (osal.clustering.hierarchy): "0.1.9", which the
+    official code pins, stops the hierarchy early at a distance threshold; "0.2.3" ignores it. Above
     `exact_neighbours_up_to` candidates FINCH's first neighbours are approximate (osal.clustering), as the
     FINCH package's own are above 10,000 points: the clustering of a pool of millions then takes minutes,
     not days.
@@ -43,8 +48,10 @@ class EOALStrategy(Strategy):
     needs = ("logits", "features", "invalid_features")
 
     def __init__(self, diversity: bool = True,
-                 exact_neighbours_up_to: Optional[int] = clustering.EXACT_NEIGHBOURS_UP_TO) -> None:
+                 exact_neighbours_up_to: Optional[int] = clustering.EXACT_NEIGHBOURS_UP_TO,
+                 finch: str = clustering.DEFAULT_FINCH) -> None:
         self.diversity = bool(diversity)
+        self.finch = clustering.checked_finch(finch)
         self.exact_up_to = None if exact_neighbours_up_to is None else int(exact_neighbours_up_to)
 
     def entropies(self, outputs: PoolOutputs) -> np.ndarray:
@@ -62,7 +69,7 @@ class EOALStrategy(Strategy):
         invalid = outputs.invalid_features
         if invalid is not None and len(invalid) > 0:
             invalid = np.asarray(invalid, dtype=np.float64)
-            centres = clustering.centres(invalid, clustering.clusters(invalid, k))
+            centres = clustering.centres(invalid, clustering.clusters(invalid, k, self.finch))
             if len(centres) > 1:  # one centre gives no distance entropy (log 1 = 0)
                 def distance_entropy(features: np.ndarray) -> np.ndarray:
                     squared = (np.square(features).sum(1)[:, None] + np.square(centres).sum(1)[None, :]
@@ -82,22 +89,27 @@ class EOALStrategy(Strategy):
             return Selection(outputs.indices[:0], np.zeros(0))
         score = self.entropies(outputs)
         k = outputs.num_known
+        # the pool in the order the official loader (a SubsetRandomSampler) gives it: FINCH numbers the clusters
+        # in it, the clusters that take a pass's remainder are the first so numbered, and ties fall in it
+        order = rng.permutation(n)
         # the predicted knowns, read by blocks of rows: no copy of the pool's K+1 detector columns
-        candidates = np.flatnonzero(by_rows(lambda block: block[:, :k + 1].argmax(axis=1) < k, outputs.logits))
+        known = by_rows(lambda block: block[:, :k + 1].argmax(axis=1) < k, outputs.logits)
+        candidates = order[known[order]]
         if self.diversity and len(candidates) > 1:
             chosen = self.round_robin(candidates, score, np.asarray(outputs.features)[candidates], budget,
-                                      self.exact_up_to)
+                                      self.exact_up_to, self.finch)
         else:
             chosen = candidates[np.argsort(score[candidates], kind="stable")[:budget]]
         # too few predicted knowns: the lowest-scoring predicted unknowns
-        chosen = fill_up(chosen, np.argsort(score, kind="stable"), budget)
+        chosen = fill_up(chosen, order[np.argsort(score[order], kind="stable")], budget)
         return Selection(outputs.indices[chosen], -score)
 
     @staticmethod
     def round_robin(candidates: np.ndarray, score: np.ndarray, features: np.ndarray, budget: int,
-                    exact_up_to: Optional[int] = clustering.EXACT_NEIGHBOURS_UP_TO) -> np.ndarray:
+                    exact_up_to: Optional[int] = clustering.EXACT_NEIGHBOURS_UP_TO,
+                    finch: str = clustering.DEFAULT_FINCH) -> np.ndarray:
         """The official pick: FINCH's finest partition with at most `budget` clusters, lowest scores in turns."""
-        labels, counts, _ = clustering.partitions(features, exact_up_to=exact_up_to)
+        labels, counts, _ = clustering.partitions(features, exact_up_to=exact_up_to, finch=finch)
         level = 0
         while level < len(counts) - 1 and counts[level] > budget:
             level += 1

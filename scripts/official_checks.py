@@ -1,0 +1,250 @@
+"""Run the official query functions of EOAL and EAOA beside osal's on seeded synthetic outputs, write the official
+selections as test fixtures, and print the overlap table (method x regime: mean, min).
+
+    git clone https://github.com/bardisafa/EOAL /tmp/EOAL && git -C /tmp/EOAL checkout baadd13
+    git clone https://github.com/chenchenzong/EAOA /tmp/EAOA && git -C /tmp/EAOA checkout 66cdf84
+    pip install --no-deps --target /tmp/finch-0.1.9 finch-clust==0.1.9     # the release EOAL's code pins
+    python scripts/official_checks.py --eoal /tmp/EOAL --eaoa /tmp/EAOA --finch /tmp/finch-0.1.9
+
+The official code is never copied here: it is imported from the given directories, in a child process each
+(their modules are named `utils`, and EOAL's `finch` must be the pinned release), on the CPU (`.cuda()` and
+`device='cuda'` become no-ops), fed by stand-in networks that return the synthetic outputs of
+scripts/official_regimes.py in the order a SubsetRandomSampler would. The fixtures (tests/fixtures/official/)
+hold only the official selections and the FINCH 0.1.9 hierarchies; tests/test_official_overlap.py regenerates
+the outputs from the same seeds and checks osal's selections against them without the official code.
+"""
+
+import argparse
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+from argparse import Namespace
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+
+import official_regimes as regimes  # noqa: E402
+from osal.folders import shown  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "official")
+BATCH = 128  # the official loaders' batch size
+
+
+# -- the child: the official code on the CPU --------------------------------------------------------------------
+def on_the_cpu() -> None:
+    """The official code moves tensors to CUDA unconditionally: make every such move a no-op."""
+    import torch
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+    for name in ("zeros", "tensor", "ones", "zeros_like"):
+        original = getattr(torch, name)
+
+        def cpu_only(*args, _original=original, **kwargs):
+            if str(kwargs.get("device", "")).startswith("cuda"):
+                kwargs.pop("device")
+            return _original(*args, **kwargs)
+        setattr(torch, name, cpu_only)
+
+
+class StandIn:
+    """A network that returns precomputed outputs: a batch's data are (table, row) pairs and `tables` maps a
+    table to its (outputs, features) arrays; it remembers the rows of the last batch."""
+
+    def __init__(self, tables: dict):
+        self.tables, self.last = tables, None
+
+    def eval(self):
+        return self
+
+    def __call__(self, data):
+        import torch
+        table, rows = int(data[0, 0]), data[:, 1].numpy()
+        self.last = rows
+        outputs, features = self.tables[table]
+        return torch.from_numpy(outputs[rows]), torch.from_numpy(features[rows])
+
+
+class HeadStandIn:
+    """EOAL's one-vs-all head, called on the features of the batch `network` just ran: its rows of `outputs`."""
+
+    def __init__(self, network: StandIn, outputs: np.ndarray):
+        self.network, self.outputs = network, outputs
+
+    def eval(self):
+        return self
+
+    def __call__(self, features):
+        import torch
+        return torch.from_numpy(self.outputs[self.network.last])
+
+
+def loader(table: int, rows: np.ndarray, labels: np.ndarray):
+    """The official loader's batches: (index, (data, labels)), index the global row, in the given order."""
+    import torch
+    batches = []
+    for start in range(0, len(rows), BATCH):
+        part = rows[start:start + BATCH]
+        data = torch.from_numpy(np.column_stack([np.full(len(part), table), part]))
+        batches.append((torch.from_numpy(part), (data, torch.from_numpy(labels[part]))))
+    return batches
+
+
+def official_eoal(repo: str, case: regimes.Case) -> np.ndarray:
+    import query_strategies
+    import utils
+    k = case.num_known
+    pool = StandIn({0: (case.logits, case.features)})
+    head = HeadStandIn(pool, case.extra["one_vs_all"])
+    args = Namespace(known_class=k, query_batch=case.budget, w_unk_cls=1)
+    centres = None
+    if not case.first_round:
+        invalid = case.invalid_features
+        net = StandIn({1: (np.zeros((len(invalid), k + 1), np.float32), invalid)})
+        invalid_loader = loader(1, np.arange(len(invalid)), np.full(len(invalid), k))
+        centres, _, _, _ = utils.unknown_clustering(args, net, HeadStandIn(net, invalid), invalid_loader, False,
+                                                    list(range(k)))
+    with contextlib.redirect_stdout(io.StringIO()):
+        known, unknown, _, _ = query_strategies.eoal_sampling(
+            args, loader(0, case.order, case.targets), 0, pool, head, list(range(k)), False, centres, None,
+            case.first_round, True)
+    return np.concatenate([np.asarray(known, dtype=np.int64), np.asarray(unknown, dtype=np.int64)])
+
+
+def official_eaoa(repo: str, case: regimes.Case, k1: int) -> np.ndarray:
+    import query_strategies
+    k = case.num_known
+    labeled_features, labeled_targets = case.extra["labeled_features"], case.extra["labeled_targets"]
+    reference_features, reference_targets = labeled_features, labeled_targets
+    if not case.first_round:
+        reference_features = np.concatenate([labeled_features, case.invalid_features])
+        reference_targets = np.concatenate([labeled_targets, np.full(len(case.invalid_features), k)])
+    zeros = np.zeros((len(reference_features), k + 1), np.float32)
+    detector = StandIn({0: (case.logits, case.features), 1: (zeros, reference_features)})
+    classifier = StandIn({0: (case.extra["classifier_logits"], case.features)})
+    reference = loader(1, np.arange(len(reference_features)), reference_targets)
+    args = Namespace(known_class=k, query_batch=case.budget, k1=k1)
+    with contextlib.redirect_stdout(io.StringIO()):
+        known, unknown, _, _ = query_strategies.eaoa_sampling(
+            args, loader(0, case.order, case.targets), 0, detector, classifier, list(range(k)), False, 0,
+            None if not case.first_round else reference, None if case.first_round else reference)
+    return np.concatenate([np.asarray(known, dtype=np.int64), np.asarray(unknown, dtype=np.int64)])
+
+
+def child(method: str, repo: str, out: str) -> None:
+    """Run the official `method` on every case, the global generators seeded per case; write the selections."""
+    import torch
+    sys.path.insert(0, repo)
+    on_the_cpu()
+    selections = {}
+    for regime in regimes.REGIMES:
+        for seed in range(regimes.SEEDS):
+            case = regimes.case(method, regime, seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            if method == "eoal":
+                try:
+                    selections[f"{regime}/{seed}"] = official_eoal(repo, case)
+                except IndexError:  # finch-clust 0.1.9 cannot give K clusters of the invalid set: no case
+                    print(f"official eoal raised IndexError in {regime}/{seed} (FINCH 0.1.9: fewer than K "
+                          "clusters in the invalid set's first partition); case left out", flush=True)
+            else:
+                for k1 in EAOA_K:
+                    np.random.seed(regimes.gmm_seed(seed))  # the GMMs' starts: as osal's (official_regimes)
+                    try:
+                        selections[f"{regime}/{seed}/k{k1}"] = official_eaoa(repo, case, k1)
+                    except ValueError as error:  # e.g. NaN scores where the official float32 overflows
+                        print(f"official eaoa raised in {regime}/{seed}/k{k1} ({str(error).splitlines()[0]}); "
+                              "case left out", flush=True)
+    np.savez(out, **selections)
+
+
+def finch_child(out: str) -> None:
+    """The FINCH hierarchy (levels and the K-cluster partition) of the pinned release on every FINCH case."""
+    from finch import FINCH
+    result = {}
+    for regime in regimes.REGIMES:
+        for seed in range(5):
+            for n in regimes.FINCH_SIZES:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    levels, _, required = FINCH(regimes.finch_points(regime, seed, n), req_clust=10, verbose=False)
+                result[f"{regime}/{seed}/{n}/levels"] = np.asarray(levels).reshape(n, -1).astype(np.int32)
+                result[f"{regime}/{seed}/{n}/required"] = np.asarray(required).astype(np.int32)
+    np.savez_compressed(out, **result)
+
+
+EAOA_K = (1, 5)  # candidate-set sizes k1 checked (the official default starts at 5)
+
+
+# -- the parent: fixtures and the table --------------------------------------------------------------------------
+def run_child(arguments: list, pythonpath: list) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath))
+    done = subprocess.run([sys.executable, "-W", "ignore", os.path.abspath(__file__)] + arguments, env=env)
+    if done.returncode:
+        sys.exit(f"the official code failed ({' '.join(arguments[:2])}); see the traceback above")
+
+
+def commit_of(repo: str) -> str:
+    done = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def table(fixtures: str) -> str:
+    """The overlap table of osal's selections with the fixtures' official ones."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+    from official_overlap import overlaps
+    lines = ["| method | " + " | ".join(regimes.REGIMES) + " |", "|---|" + "---|" * len(regimes.REGIMES)]
+    for method in regimes.METHODS:
+        path = os.path.join(fixtures, f"{method}.npz")
+        if not os.path.exists(path):
+            continue
+        found = overlaps(method, np.load(path))
+        cells = [f"{np.mean(found[r]):.3f} (min {np.min(found[r]):.2f})" for r in regimes.REGIMES]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--eoal", help="a copy of github.com/bardisafa/EOAL (baadd13)")
+    parser.add_argument("--eaoa", help="a copy of github.com/chenchenzong/EAOA (66cdf84)")
+    parser.add_argument("--finch", help="a directory holding finch-clust 0.1.9 (pip install --target DIR)")
+    parser.add_argument("--out", default=FIXTURES, help="where the fixtures go (default: tests/fixtures/official)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--finch-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(*args.child)
+    if args.finch_child:
+        return finch_child(args.finch_child)
+    for name, path in (("--eoal", args.eoal), ("--eaoa", args.eaoa), ("--finch", args.finch)):
+        if path and not os.path.isdir(path):
+            sys.exit(f"{name} {path} is not a directory: give a copy of the repository (see the commands above)")
+    if args.eoal and not args.finch:
+        sys.exit("--eoal needs --finch DIR holding finch-clust 0.1.9, the release EOAL's code pins "
+                 "(pip install --no-deps --target DIR finch-clust==0.1.9)")
+    os.makedirs(args.out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.finch:
+            run_child(["--finch-child", os.path.join(args.out, "finch-0.1.9.npz")], [args.finch])
+            print(f"wrote {shown(os.path.join(args.out, 'finch-0.1.9.npz'))}", flush=True)
+        for method, repo, path in (("eoal", args.eoal, [args.finch]), ("eaoa", args.eaoa, [])):
+            if not repo:
+                continue
+            out = os.path.join(scratch, f"{method}.npz")
+            run_child(["--child", method, os.path.abspath(repo), out], path + [os.path.abspath(repo)])
+            selections = dict(np.load(out))
+            selections["commit"] = np.array(commit_of(repo))
+            np.savez_compressed(os.path.join(args.out, f"{method}.npz"), **selections)
+            print(f"wrote {shown(os.path.join(args.out, method + '.npz'))} (official {method} at {commit_of(repo)})",
+                  flush=True)
+    print(table(args.out))
+
+
+if __name__ == "__main__":
+    main()
