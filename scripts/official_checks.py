@@ -1,10 +1,11 @@
-"""Run the official query functions of EOAL and EAOA beside osal's on seeded synthetic outputs, write the official
-selections as test fixtures, and print the overlap table (method x regime: mean, min).
+"""Run the official query functions of EOAL, EAOA and LfOSA beside osal's on seeded synthetic outputs, write the
+official selections as test fixtures, and print the overlap table (method x regime: mean, min).
 
     git clone https://github.com/bardisafa/EOAL /tmp/EOAL && git -C /tmp/EOAL checkout baadd13
     git clone https://github.com/chenchenzong/EAOA /tmp/EAOA && git -C /tmp/EAOA checkout 66cdf84
+    git clone https://github.com/ningkp/LfOSA /tmp/LfOSA && git -C /tmp/LfOSA checkout 3e22f75
     pip install --no-deps --target /tmp/finch-0.1.9 finch-clust==0.1.9     # the release EOAL's code pins
-    python scripts/official_checks.py --eoal /tmp/EOAL --eaoa /tmp/EAOA --finch /tmp/finch-0.1.9
+    python scripts/official_checks.py --eoal /tmp/EOAL --eaoa /tmp/EAOA --lfosa /tmp/LfOSA --finch /tmp/finch-0.1.9
 
 The official code is never copied here: it is imported from the given directories, in a child process each
 (their modules are named `utils`, and EOAL's `finch` must be the pinned release), on the CPU (`.cuda()` and
@@ -136,6 +137,17 @@ def official_eaoa(repo: str, case: regimes.Case, k1: int) -> np.ndarray:
     return np.concatenate([np.asarray(known, dtype=np.int64), np.asarray(unknown, dtype=np.int64)])
 
 
+def official_lfosa(repo: str, case: regimes.Case) -> np.ndarray:
+    """LfOSA's AV_sampling_temperature (Sampling.py, what AL_center_temperature.py runs for LfOSA)."""
+    import Sampling
+    detector = StandIn({0: (case.features, case.logits)})  # its model returns (features, outputs)
+    args = Namespace(known_class=case.num_known, query_batch=case.budget)
+    with contextlib.redirect_stdout(io.StringIO()):
+        known, unknown, _, _ = Sampling.AV_sampling_temperature(args, loader(0, case.order, case.targets), 0,
+                                                                detector, False)
+    return np.concatenate([np.asarray(known, dtype=np.int64), np.asarray(unknown, dtype=np.int64)])
+
+
 def child(method: str, repo: str, out: str) -> None:
     """Run the official `method` on every case, the global generators seeded per case; write the selections."""
     import torch
@@ -147,7 +159,12 @@ def child(method: str, repo: str, out: str) -> None:
             case = regimes.case(method, regime, seed)
             np.random.seed(seed)
             torch.manual_seed(seed)
-            if method == "eoal":
+            if method == "lfosa":
+                np.random.seed(regimes.gmm_seed(seed))
+                selections[f"{regime}/{seed}"] = official_lfosa(repo, case)
+                np.random.seed(regimes.gmm_seed(seed) + 1)  # the official code's own spread: another seed
+                selections[f"{regime}/{seed}/another-seed"] = official_lfosa(repo, case)
+            elif method == "eoal":
                 try:
                     selections[f"{regime}/{seed}"] = official_eoal(repo, case)
                 except IndexError:  # finch-clust 0.1.9 cannot give K clusters of the invalid set: no case
@@ -199,13 +216,23 @@ def table(fixtures: str) -> str:
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
     from official_overlap import overlaps
     lines = ["| method | " + " | ".join(regimes.REGIMES) + " |", "|---|" + "---|" * len(regimes.REGIMES)]
-    for method in regimes.METHODS:
+    from osal.strategies.lfosa import LfOSA
+    rows = [(method, method, None) for method in regimes.METHODS]
+    rows.append(("lfosa", "lfosa, tie_break=loader", lambda k1: LfOSA(tie_break="loader")))
+    for method, name, make in rows:
         path = os.path.join(fixtures, f"{method}.npz")
         if not os.path.exists(path):
             continue
-        found = overlaps(method, np.load(path))
+        found = overlaps(method, np.load(path), make)
         cells = [f"{np.mean(found[r]):.3f} (min {np.min(found[r]):.2f})" for r in regimes.REGIMES]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        other = os.path.join(fixtures, f"{method}-another-seed.npz")
+        if make is None and os.path.exists(other):  # the official code against itself, another global seed
+            first, second = np.load(path), np.load(other)
+            found = {r: [regimes.overlap(second[key], first[key]) for key in second.files if key.startswith(r + "/")]
+                     for r in regimes.REGIMES}
+            cells = [f"{np.mean(found[r]):.3f} (min {np.min(found[r]):.2f})" for r in regimes.REGIMES]
+            lines.append(f"| official {method}, another seed | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -213,6 +240,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--eoal", help="a copy of github.com/bardisafa/EOAL (baadd13)")
     parser.add_argument("--eaoa", help="a copy of github.com/chenchenzong/EAOA (66cdf84)")
+    parser.add_argument("--lfosa", help="a copy of github.com/ningkp/LfOSA (3e22f75)")
     parser.add_argument("--finch", help="a directory holding finch-clust 0.1.9 (pip install --target DIR)")
     parser.add_argument("--out", default=FIXTURES, help="where the fixtures go (default: tests/fixtures/official)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -222,9 +250,10 @@ def main() -> None:
         return child(*args.child)
     if args.finch_child:
         return finch_child(args.finch_child)
-    for name, path in (("--eoal", args.eoal), ("--eaoa", args.eaoa), ("--finch", args.finch)):
+    for name, path in (("--eoal", args.eoal), ("--eaoa", args.eaoa), ("--lfosa", args.lfosa), ("--finch", args.finch)):
         if path and not os.path.isdir(path):
-            sys.exit(f"{name} {path} is not a directory: give a copy of the repository (see the commands above)")
+            sys.exit(f"{name} {path} is not a directory: give a copy of the official repository (the header of "
+                     "scripts/official_checks.py shows how)")
     if args.eoal and not args.finch:
         sys.exit("--eoal needs --finch DIR holding finch-clust 0.1.9, the release EOAL's code pins "
                  "(pip install --no-deps --target DIR finch-clust==0.1.9)")
@@ -233,13 +262,18 @@ def main() -> None:
         if args.finch:
             run_child(["--finch-child", os.path.join(args.out, "finch-0.1.9.npz")], [args.finch])
             print(f"wrote {shown(os.path.join(args.out, 'finch-0.1.9.npz'))}", flush=True)
-        for method, repo, path in (("eoal", args.eoal, [args.finch]), ("eaoa", args.eaoa, [])):
+        methods = (("eoal", args.eoal, [args.finch]), ("eaoa", args.eaoa, []), ("lfosa", args.lfosa, []))
+        for method, repo, path in methods:
             if not repo:
                 continue
             out = os.path.join(scratch, f"{method}.npz")
             run_child(["--child", method, os.path.abspath(repo), out], path + [os.path.abspath(repo)])
             selections = dict(np.load(out))
             selections["commit"] = np.array(commit_of(repo))
+            spread = {key[:-len("/another-seed")]: selections.pop(key) for key in list(selections)
+                      if key.endswith("/another-seed")}
+            if spread:
+                np.savez_compressed(os.path.join(args.out, f"{method}-another-seed.npz"), **spread)
             np.savez_compressed(os.path.join(args.out, f"{method}.npz"), **selections)
             print(f"wrote {shown(os.path.join(args.out, method + '.npz'))} (official {method} at {commit_of(repo)})",
                   flush=True)

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 REGIMES = ("soft", "sharp", "tight", "scarce", "saturated")
-METHODS = ("eoal", "eaoa")
+METHODS = ("eoal", "eaoa", "lfosa")
 SEEDS = 20
 POOL, KNOWN, DIM, BUDGET = 600, 6, 128, 60
 INVALID = 150  # FINCH 0.1.9 (EOAL's) raises where the invalid set's first partition has fewer than K clusters
@@ -74,6 +74,8 @@ def case(method: str, regime: str, seed: int) -> Case:
     if seed % 2:  # a later round: the unknowns queried so far
         invalid = rng.integers(k, k + unknown_classes, INVALID)
         result.invalid_features = (centres[invalid] + spread * rng.normal(size=(INVALID, DIM))).astype(np.float32)
+    if method == "lfosa":  # the detector's logits alone
+        return result
     if method == "eoal":
         positive = (3.0 if regime == "saturated" else scale) * (known_logits - known_logits.mean(axis=1, keepdims=True))
         result.extra["one_vs_all"] = np.concatenate([np.zeros((n, k)), positive], axis=1).astype(np.float32)

@@ -13,6 +13,7 @@ import official_regimes as regimes  # noqa: E402
 from osal.strategies.base import PoolOutputs  # noqa: E402
 from osal.strategies.eaoa import EAOAStrategy  # noqa: E402
 from osal.strategies.eoal import EOALStrategy  # noqa: E402
+from osal.strategies.lfosa import LfOSA  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "official")
 
@@ -20,6 +21,8 @@ FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", 
 def outputs(method: str, case: regimes.Case) -> PoolOutputs:
     """What osal's strategy reads in this case (the pool in its global order, rows = indices)."""
     n = len(case.targets)
+    if method == "lfosa":
+        return PoolOutputs(np.arange(n), case.num_known, logits=case.logits)
     if method == "eoal":
         return PoolOutputs(np.arange(n), case.num_known,
                            logits=np.concatenate([case.logits, case.extra["one_vs_all"]], axis=1),
@@ -33,7 +36,7 @@ def outputs(method: str, case: regimes.Case) -> PoolOutputs:
 def selection(method: str, case: regimes.Case, strategy=None, k1: int = 5) -> np.ndarray:
     """osal's selection in `case`, with `strategy` (its default config when None)."""
     if strategy is None:
-        strategy = EOALStrategy() if method == "eoal" else EAOAStrategy(k_initial=k1)
+        strategy = {"eoal": EOALStrategy, "lfosa": LfOSA}.get(method, lambda: EAOAStrategy(k_initial=k1))()
     rng = regimes.order_generator(case.seed)
     return strategy.query(outputs(method, case), case.budget, rng).indices
 

@@ -1,7 +1,7 @@
-"""osal's EOAL and EAOA against the official query functions, without the official code: the fixtures under
+"""osal's EOAL, EAOA and LfOSA against the official query functions, without the official code: the fixtures under
 tests/fixtures/official/ hold the official selections on the seeded cases of scripts/official_regimes.py
 (written by scripts/official_checks.py from bardisafa/EOAL baadd13 with finch-clust 0.1.9 and chenchenzong/EAOA
-66cdf84), and FINCH 0.1.9's hierarchies. The outputs are regenerated here from the same seeds."""
+66cdf84, ningkp/LfOSA 3e22f75), and FINCH 0.1.9's hierarchies. The outputs are regenerated here from the same seeds."""
 
 import numpy as np
 import pytest
@@ -18,10 +18,14 @@ def fixture(name):
 
 
 @pytest.mark.parametrize("method", [
-    "eoal", pytest.param("eaoa", marks=pytest.mark.slow)])  # EAOA: 600 GMM fits, about a minute
+    "eoal", pytest.param("eaoa", marks=pytest.mark.slow),  # EAOA: 600 GMM fits, about a minute
+    pytest.param("lfosa", marks=pytest.mark.slow)])
 def test_every_regime_agrees_with_the_official_selection(method):
+    """EOAL and EAOA as configured by default; LfOSA with tie_break=loader, its step-for-step mode (the default
+    draws its GMMs' starts per class, and is checked against the official code's own seed-to-seed spread below)."""
+    from osal.strategies.lfosa import LfOSA
     stored = fixture(method)
-    found = overlaps(method, stored)
+    found = overlaps(method, stored, (lambda k1: LfOSA(tie_break="loader")) if method == "lfosa" else None)
     for regime in regimes.REGIMES:
         assert len(found[regime]) >= regimes.SEEDS // 2, f"{method} {regime}: too few official cases stored"
         assert np.mean(found[regime]) >= AIM, (method, regime, found[regime])
@@ -119,3 +123,30 @@ def test_the_official_setups_compose_with_their_networks_and_schedules(experimen
     features, logits = network.forward_features(torch.zeros(2, 3, 32, 32))
     assert features.shape == (2, 128) and logits.shape == (2, 7)
     assert sum(p.numel() for p in network.parameters()) < 800_000  # the 512-feature ResNet18 has 11 million
+
+
+@pytest.mark.slow
+def test_lfosa_by_default_stays_within_the_official_codes_own_spread():
+    """LfOSA's default seeds each class's GMM on its own, so its picks differ from the official ones as much as
+    the official code's differ between two global seeds (tests/fixtures/official/lfosa-another-seed.npz): on
+    average no further from them than the official code is from itself, less 0.05."""
+    stored, other = fixture("lfosa"), fixture("lfosa-another-seed")
+    only = ("soft", "tight", "saturated")
+    found = overlaps("lfosa", stored, only=only)
+    for regime in only:
+        itself = [regimes.overlap(other[key], stored[key]) for key in other.files if key.startswith(regime + "/")]
+        assert np.mean(found[regime]) >= np.mean(itself) - 0.05, (regime, found[regime], itself)
+
+
+def test_the_script_refuses_a_missing_copy_of_the_official_code_in_one_sentence(tmp_path):
+    import subprocess
+    import sys
+    script = f"{regimes.__file__.rsplit('/', 1)[0]}/official_checks.py"
+    missing = tmp_path / "EAOA"
+    done = subprocess.run([sys.executable, script, "--eaoa", str(missing), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and f"--eaoa {missing} is not a directory" in done.stderr
+    done = subprocess.run([sys.executable, script, "--eoal", str(tmp_path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "--eoal needs --finch DIR holding finch-clust 0.1.9" in done.stderr
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -180,7 +180,7 @@ KNOBS: dict[str, Rule] = {
     "strategy.selector.tol": number(0, low_open=True, example=0.01),
     "strategy.selector.reg_covar": number(0, example=5e-4),
     "strategy.selector.small_class_probability": number(**PROBABILITY, example=0.5),
-    "strategy.selector.tie_break": choice("random", "mav", example="random"),
+    "strategy.selector.tie_break": choice("random", "mav", "loader", example="random"),
     "strategy.selector.mc_samples": integer(2, example=20, why="dropout passes"),
     "strategy.selector.chunk_size": integer(1, example=256),
     "strategy.selector.alpha_rank": integer(1, example=10),

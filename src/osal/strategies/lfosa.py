@@ -7,7 +7,17 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from osal.errors import ConfigError
-from osal.strategies.base import PoolOutputs, Selection, Strategy, by_rows, check_query_model, rank_descending, take_top
+from osal.strategies.base import (
+    PoolOutputs,
+    Selection,
+    Strategy,
+    by_rows,
+    check_query_model,
+    checked_budget,
+    fill_up,
+    rank_descending,
+    take_top,
+)
 
 
 class LfOSA(Strategy):
@@ -29,7 +39,14 @@ class LfOSA(Strategy):
         leaves the top of the ranking to chance. `tie_break: random` (default, the paper's
         plain sort) leaves equal probabilities to the seeded generator; `tie_break: mav` (the
         `lfosa_mav_ties` variant) orders them by the MAV's standing in its class's known
-        component, (MAV - mean) / std, the most certain first.
+        component, (MAV - mean) / std, the most certain first. `tie_break: loader` does what
+        the authors' code (ningkp/LfOSA, Sampling.AV_sampling_temperature) does, step for
+        step: the pool in a random order drawn from the generator (their loader is a
+        SubsetRandomSampler), one GMM per predicted class (the unknown class too) in the order
+        the classes first appear there, all drawing from one legacy generator, classes of
+        fewer than 2 examples left out, predicted unknowns at probability 0, and numpy's
+        default sort of the concatenated probabilities, whose order among ties it keeps
+        (scripts/official_checks.py: docs/design.md).
 
     Args:
         query_model: "detector" (LfOSA) or "classifier" (the w/o-detector ablation).
@@ -50,8 +67,8 @@ class LfOSA(Strategy):
         self.n_components = int(n_components)
         self.max_iter, self.tol, self.reg_covar = int(max_iter), float(tol), float(reg_covar)
         self.small_class_probability = float(small_class_probability)
-        if tie_break not in ("mav", "random"):
-            raise ConfigError(f"strategy.selector.tie_break={tie_break!r} must be 'mav' or 'random'")
+        if tie_break not in ("mav", "random", "loader"):
+            raise ConfigError(f"strategy.selector.tie_break={tie_break!r} must be 'mav', 'random' or 'loader'")
         self.tie_break = tie_break
 
     def known_probability(self, logits: np.ndarray, num_known: int,
@@ -103,9 +120,45 @@ class LfOSA(Strategy):
     def query(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
         """The ranking by known probability; `scores` as `scores` gives them, `known_probability` clipped to
         [0, 1] (0 for predicted unknowns), from the same GMM fits."""
+        if self.tie_break == "loader":
+            return self._as_the_authors_code(outputs, budget, rng)
         score, standing = self._keys(outputs, rng)
         keys = [score, standing] if self.tie_break == "mav" else [score]
         return Selection(take_top(outputs, rank_descending(keys, rng), budget), score, as_probability(score))
+
+    def _as_the_authors_code(self, outputs: PoolOutputs, budget: int, rng: np.random.Generator) -> Selection:
+        """`tie_break: loader`: the official AV_sampling_temperature, its order among ties included."""
+        n, k = len(outputs), outputs.num_known
+        order = rng.permutation(n)  # the loader's order
+        state = np.random.RandomState(int(rng.integers(0, 2 ** 31 - 1)))  # the official global generator
+        logits = outputs.logits
+        predicted = by_rows(lambda block: block.argmax(axis=1), logits)[order]
+        mav = by_rows(lambda block: block.max(axis=1), logits)[order].astype(np.float64)
+        classes, first = np.unique(predicted, return_index=True)
+        positions, probabilities = [], []
+        score = np.zeros(n)
+        for c in classes[np.argsort(first)]:  # the classes in the order they first appear
+            members = np.flatnonzero(predicted == c)
+            if len(members) < 2:
+                continue  # the official code leaves such a class out
+            gmm = GaussianMixture(n_components=self.n_components, max_iter=self.max_iter, tol=self.tol,
+                                  reg_covar=self.reg_covar, random_state=state)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gmm.fit(mav[members, None])
+            probability = gmm.predict_proba(mav[members, None])[:, int(np.argmax(gmm.means_[:, 0]))]
+            if c >= k:
+                probability = np.zeros(len(members))
+            positions.append(order[members])
+            probabilities.append(probability)
+            score[order[members]] = probability
+        if positions:
+            positions, probabilities = np.concatenate(positions), np.concatenate(probabilities)
+            chosen = positions[np.argsort(probabilities)][::-1][:budget]  # the official takes the last B
+        else:
+            chosen = np.zeros(0, dtype=np.int64)
+        chosen = fill_up(chosen, rank_descending([score], rng), checked_budget(outputs, budget))
+        return Selection(outputs.indices[chosen], score, as_probability(score))
 
 
 def as_probability(score: np.ndarray) -> np.ndarray:
