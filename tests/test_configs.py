@@ -110,7 +110,9 @@ def test_the_strategy_campaigns_cifar10_runs_are_the_cifar10_recall_protocol():
     from osal.campaign.grid import compose_experiment, expand
     grid = expand(compose_experiment(["experiment=strategy_campaign"]))
     names = [run.name for run in grid]
-    assert len(names) == len(set(names)) == 18 + 18 + 72 + 72
+    # (a) 18, (b) 18, (b2) consensus_top 6, (c) 7 strategies x 3 mismatches x 2 datasets x 2 seeds, (d) 72
+    assert len(names) == len(set(names)) == 18 + 18 + 6 + 84 + 72
+    assert names.index("mnist_mismatch0.2_consensus_top_seed1") == 36  # right after stage (b)
     run = next(r for r in grid if r.name == "cifar10_cpu_mismatch0.3_eoal_seed2")
     in_campaign = compose_experiment(["experiment=strategy_campaign", *run.overrides], with_hydra=False)
     alone = compose_experiment(["experiment=cifar10_recall", "mismatch=0.3", "strategy=eoal", "seed=2",
