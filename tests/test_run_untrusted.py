@@ -8,6 +8,7 @@ directory exactly as it was. The fast tests lay a run's records out with osal's 
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -383,3 +384,12 @@ def test_a_deadline_already_past_from_the_command_line_trains_nothing_and_writes
     assert result.returncode == 0, result.stderr[-3000:]  # as for any deadline stop: the campaign counts it so
     assert "had already passed when this command started" in result.stdout
     assert "classes (" not in result.stdout and snapshot(run_dir) == {}
+
+
+def test_what_a_stopped_run_kept_names_its_directory_relative_to_the_working_directory(tmp_path, monkeypatch):
+    # the line ends up in logs a campaign commits: no one's home directory in it
+    lay_out_run(tmp_path / "runs" / "a")
+    monkeypatch.chdir(tmp_path)
+    assert where_it_stands(tmp_path / "runs" / "a") == f"the run in {os.path.join('runs', 'a')} keeps rounds 0..0"
+    assert where_it_stands(tmp_path / "runs" / "b") == (
+        f"no round of the run in {os.path.join('runs', 'b')} was completed, so nothing of it is kept")

@@ -49,12 +49,12 @@ def where_it_stands(output_dir: Union[str, os.PathLike]) -> str:
     try:
         saved = load_state(output_dir)
     except OsalError:
-        return f"{os.path.join(output_dir, STATE_FILE)} does not read back, so what the run kept is unknown"
+        return f"{shown(os.path.join(output_dir, STATE_FILE))} does not read back, so what the run kept is unknown"
     except OSError:
         saved = None
     if saved is None:
-        return f"no round of the run in {output_dir} was completed, so nothing of it is kept"
-    return f"the run in {output_dir} keeps rounds 0..{saved.last_round}"
+        return f"no round of the run in {shown(output_dir)} was completed, so nothing of it is kept"
+    return f"the run in {shown(output_dir)} keeps rounds 0..{saved.last_round}"
 
 
 @dataclass
