@@ -71,15 +71,27 @@ class ActivePool:
         self.answers[indices] = answers
         return {"queried": int(len(indices)), "queried_known": int((answers != UNKNOWN).sum())}
 
-    def training_set(self, with_invalid: bool) -> tuple[np.ndarray, np.ndarray]:
+    def training_set(self, with_invalid: bool, unlabeled: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(global indices, targets) to train on: the labeled examples with their class and, `with_invalid`,
-        the invalid ones as class K (the detector's extra output)."""
+        the invalid ones as class K (the detector's extra output); `unlabeled` > 0: that many unlabeled examples
+        too (all when fewer), drawn with `seed`, as target -1 (a self-supervised or negative-learning network's
+        unlabeled data); -1: every unlabeled example."""
         indices = self.labeled
         targets = self.answers[indices]
         if with_invalid:
             invalid = self.invalid
             indices = np.concatenate([indices, invalid])
             targets = np.concatenate([targets, np.full(len(invalid), self.num_known)])
+        if unlabeled:
+            pool = self.unlabeled
+            if 0 < unlabeled < len(pool):
+                pool = np.sort(np.random.default_rng(seed).choice(pool, int(unlabeled), replace=False))
+            indices = np.concatenate([indices, pool])
+            targets = np.concatenate([targets, np.full(len(pool), -1)])
+            # in index order: the same examples give the same training order whatever the round (a network fit
+            # once per run on the whole pool is fit again alike when the run resumes)
+            order = np.argsort(indices, kind="stable")
+            indices, targets = indices[order], targets[order]
         return indices, targets
 
     # -- persistence -----------------------------------------------------------------

@@ -84,6 +84,7 @@ class PoolDataModule(L.LightningDataModule):
         self.memory_budget = int(memory_budget) if memory_budget is not None else physical_memory() // 2
         self.augment_seed = self.seed
         self.with_invalid = False  # what the current fit trains on: set by `begin_fit`
+        self.unlabeled = 0
         self._augment_generator = None
         self._batch_augment = None
         self._device_images = None  # (device, the training images there): moved once, reused every batch
@@ -131,11 +132,13 @@ class PoolDataModule(L.LightningDataModule):
         return torch.is_tensor(self.train_images)
 
     # -- loaders ---------------------------------------------------------------------
-    def begin_fit(self, seed: int, with_invalid: bool) -> None:
-        """Prepare the next fit: its own seed for the batched augmentation, and whether it trains on the
-        invalid set as class K (the detector) or on the labeled set alone (the classifier)."""
+    def begin_fit(self, seed: int, with_invalid: bool, unlabeled: int = 0) -> None:
+        """Prepare the next fit: its own seed for the batched augmentation, whether it trains on the
+        invalid set as class K (the detector) or on the labeled set alone (the classifier), and how many
+        unlabeled examples it also trains on as target -1 (-1: all; ActivePool.training_set)."""
         self.augment_seed = int(seed)
         self.with_invalid = bool(with_invalid)
+        self.unlabeled = int(unlabeled)
         self._augment_generator = None
 
     def processes(self) -> tuple[int, int]:
@@ -210,8 +213,9 @@ class PoolDataModule(L.LightningDataModule):
         return test_transform(self.mean, self.std)
 
     def train_dataloader(self) -> DataLoader:
-        """Labeled examples with their class; for a fit `begin_fit` set `with_invalid`, invalid ones as class K."""
-        indices, targets = self.pool.training_set(self.with_invalid)
+        """Labeled examples with their class; for a fit `begin_fit` set `with_invalid`, invalid ones as class K,
+        and `unlabeled`, unlabeled ones as -1."""
+        indices, targets = self.pool.training_set(self.with_invalid, self.unlabeled, self.augment_seed)
         if self.pipeline == "batched" and self.images_in_memory:
             return self._train_loader(IndexedTargets(targets, indices))
         if self.pipeline == "batched":  # the loader gathers each batch's raw images, augmented after transfer

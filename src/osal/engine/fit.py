@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
 from osal.build import build
 from osal.data.datamodule import PoolDataModule
 from osal.engine import distributed
 from osal.engine.inference import inference_device
-from osal.engine.roles import fit_seed, role_config
+from osal.engine.roles import fit_seed, role_config, unlabeled_examples
 
 
 @dataclass
@@ -49,17 +50,21 @@ def build_module(cfg: DictConfig, role: str, num_known: int) -> L.LightningModul
 
 def fit_role(cfg: DictConfig, role: str, round_index: int, datamodule: PoolDataModule,
              callbacks: Iterable[L.Callback] = (), root_dir: Optional[str] = None,
-             progress_bar: Optional[bool] = None) -> Fit:
+             progress_bar: Optional[bool] = None, start_from: Optional[torch.nn.Module] = None) -> Fit:
     """Fit a fresh module of `role` on what the datamodule's pool holds now.
 
     The fit's seed comes from (cfg.seed, round_index, role) alone, so a round's weights do not depend
-    on how earlier rounds ran; the role says whether the invalid set is trained on as class K.
+    on how earlier rounds ran; the role says whether the invalid set is trained on as class K, and how many
+    unlabeled examples as target -1. `start_from`: a trained network (the round's classifier) handed to a
+    module that continues from it (one with a `start_from` method: BUAL's negative-learning network).
     """
     seed = fit_seed(cfg.seed, round_index, role)
     L.seed_everything(seed, workers=True, verbose=False)
     _, with_invalid = role_config(cfg, role)
-    datamodule.begin_fit(seed, with_invalid=with_invalid)
+    datamodule.begin_fit(seed, with_invalid=with_invalid, unlabeled=unlabeled_examples(cfg, role))
     module = build_module(cfg, role, datamodule.num_known)
+    if start_from is not None and hasattr(module, "start_from"):
+        module.start_from(start_from)
     trainer = build_trainer(cfg.trainer, callbacks, root_dir, progress_bar)
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)

@@ -28,3 +28,22 @@ def role_config(cfg: DictConfig, role: str) -> tuple[DictConfig, bool]:
     if replaced:
         return replaced.module, bool(replaced.train_on_invalid)
     return cfg.classifier, False
+
+
+def role_node(cfg: DictConfig, role: str) -> DictConfig:
+    """The config node of a role (the strategy's `detector`, a top-level `detector`, a replaced classifier)."""
+    if role == "detector":
+        return cfg.strategy.get("detector") or cfg.get("detector")
+    return cfg.strategy.get("classifier") or {}
+
+
+def unlabeled_examples(cfg: DictConfig, role: str) -> int:
+    """How many unlabeled examples a role's fit also trains on, as target -1: `train_on_unlabeled` (0 by
+    default; "all": every one, -1 for ActivePool.training_set)."""
+    value = role_node(cfg, role).get("train_on_unlabeled", 0) or 0
+    return -1 if value == "all" else int(value)
+
+
+def fits_once(cfg: DictConfig, role: str) -> bool:
+    """Whether a role's module is fit once per run (`fit_once`: MQNet's self-supervised network), not every round."""
+    return bool(role_node(cfg, role).get("fit_once", False))

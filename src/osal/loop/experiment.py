@@ -22,6 +22,8 @@ from osal.data.datamodule import PoolDataModule
 from osal.data.split import OpenSetSplit
 from osal.engine import distributed
 from osal.engine.fit import Fit, fit_role
+from osal.engine.inference import inference_device
+from osal.engine.roles import fits_once
 from osal.errors import OsalError, brief
 from osal.folders import check_writable, exclusive_use, shown
 from osal.loop import selection_metrics as sm
@@ -70,6 +72,7 @@ class Loop:
     first_round: int = 0
     queries: dict = field(default_factory=dict)  # query number -> QueryCallback.result, for rows not yet written
     classifier_net: Optional[torch.nn.Module] = None  # the last classifier, for a strategy that reads it too
+    detector_net: Optional[torch.nn.Module] = None  # a detector fit once per run (detector.fit_once), once fit
 
 
 class Experiment:
@@ -213,7 +216,7 @@ class Experiment:
                     loop.classifier_net = self.fit("classifier", r - 1, loop.datamodule).module.net
                 # a detector-based strategy fits its detector on the labels after r - 1 queries, then asks query r
                 query = self.new_query(loop, r)
-                fit_seconds += self.fit("detector", r, loop.datamodule, query).seconds
+                fit_seconds += self.fit_detector(loop, r, query)
             loop.queries[r] = query.result
         counts = pool.counts()
         # a classifier-based strategy queries (r + 1) from the classifier it trains now
@@ -258,15 +261,34 @@ class Experiment:
         return QueryCallback(loop.datamodule, loop.strategy, self.cfg.al.query_size, query_number, loop.query_rng,
                              classifier=loop.classifier_net)
 
+    def fit_detector(self, loop: Loop, r: int, query: QueryCallback) -> float:
+        """Fit round r's detector and ask query r with it; the seconds spent fitting.
+
+        A detector fit once per run (`detector.fit_once`: MQNet's self-supervised network, which the labels do
+        not change) is fit at the first query this command asks, with round 1's seed, and asks the later
+        queries without a fit; a resumed run fits the same network again instead of reading weights from
+        the run directory. Every other detector is fit afresh each round, after the round's classifier
+        where it continues from it (`start_from`: BUAL's negative-learning network).
+        """
+        if not fits_once(self.cfg, "detector"):
+            return self.fit("detector", r, loop.datamodule, query, start_from=loop.classifier_net).seconds
+        if loop.detector_net is None:
+            fit = self.fit("detector", 1, loop.datamodule, query)
+            loop.detector_net = fit.module.net
+            return fit.seconds
+        query.ask(loop.detector_net, inference_device(self.cfg.trainer))
+        log.info("round %d/%d detector: fit once per run, not again", r, self.rounds)
+        return 0.0
+
     def fit(self, role: str, round_index: int, datamodule: PoolDataModule,
-            query: Optional[QueryCallback] = None) -> Fit:
+            query: Optional[QueryCallback] = None, start_from: Optional[torch.nn.Module] = None) -> Fit:
         """Fit a fresh module of `role`; its seconds leave out the query's inference and selection."""
         callbacks = [query] if query is not None else []
         live = bool(self.cfg.trainer.get("enable_progress_bar", True)) and on_terminal() and distributed.is_main()
         if live:
             callbacks.append(RoundProgressBar(round_index, self.rounds, role))
         fit = fit_role(self.cfg, role, round_index, datamodule, callbacks, root_dir=self.output_dir,
-                       progress_bar=live)
+                       progress_bar=live, start_from=start_from)
         if query is not None and query.result is not None:
             fit.seconds -= query.result["inference_seconds"] + query.result["selection_seconds"]
         if not live:  # a file gets one line per fit instead of a bar's redraws
@@ -310,7 +332,7 @@ class Experiment:
             return None
         if saved.last_round >= self.rounds or summary.get("note"):
             log.info("this run already finished (%s); nothing to do. Set fresh=true to run it again from "
-                     "scratch, or raise al.rounds to continue it", self.output_dir)
+                     "scratch, or raise al.rounds to continue it", shown(self.output_dir))
             return summary
         remove_summary(self.output_dir)
         return None

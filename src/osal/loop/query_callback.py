@@ -28,9 +28,15 @@ class QueryCallback(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has moved the module back to the CPU by now: score on the trainer's device
-        query = query_pool(pl_module.net, self.datamodule, self.strategy, self.budget, self.rng,
-                           trainer.strategy.root_device, self.classifier)
+        self.ask(pl_module.net, trainer.strategy.root_device)
+
+    def ask(self, network: torch.nn.Module, device: torch.device) -> None:
+        """Query with a trained network (also without a fit: a detector fit once per run), then tell the strategy
+        the answers."""
+        query = query_pool(network, self.datamodule, self.strategy, self.budget, self.rng, device, self.classifier)
         answer = self.datamodule.pool.annotate(query.selection.indices, self.round_index)
         self.strategy.observe(answer["queried"], answer["queried_known"])
+        chosen = np.asarray(query.selection.indices, dtype=np.int64)
+        self.strategy.learn(chosen, self.datamodule.pool.answers[chosen])
         self.result = {**answer, "inference_seconds": query.inference_seconds,
                        "selection_seconds": query.selection_seconds}

@@ -112,8 +112,13 @@ class Strategy:
     def observe(self, queried: int, queried_known: int) -> None:
         """What the oracle said of the last query (how many were asked, how many were known)."""
 
+    def learn(self, indices: np.ndarray, answers: np.ndarray) -> None:
+        """The oracle's answer to each queried example (global `indices`; a known class, or -1 for unknown), after
+        `observe`: a strategy that trains on its own queries (MQNet's meta-network) learns here. Under DDP it is
+        called in every process, and the next query is chosen by the main process alone."""
+
     def state_dict(self) -> dict:
-        """What `observe` learned so far, as JSON-serialisable values."""
+        """What `observe` and `learn` learned so far, as JSON-serialisable values."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
