@@ -1,11 +1,13 @@
-"""Run the official query functions of EOAL, EAOA and LfOSA beside osal's on seeded synthetic outputs, write the
+"""Run the official query functions of EOAL, EAOA, LfOSA and MQNet beside osal's on seeded synthetic outputs, write the
 official selections as test fixtures, and print the overlap table (method x regime: mean, min).
 
     git clone https://github.com/bardisafa/EOAL /tmp/EOAL && git -C /tmp/EOAL checkout baadd13
     git clone https://github.com/chenchenzong/EAOA /tmp/EAOA && git -C /tmp/EAOA checkout 66cdf84
     git clone https://github.com/ningkp/LfOSA /tmp/LfOSA && git -C /tmp/LfOSA checkout 3e22f75
+    git clone https://github.com/kaist-dmlab/MQNet /tmp/MQNet && git -C /tmp/MQNet checkout 77b4b5c
     pip install --no-deps --target /tmp/finch-0.1.9 finch-clust==0.1.9     # the release EOAL's code pins
-    python scripts/official_checks.py --eoal /tmp/EOAL --eaoa /tmp/EAOA --lfosa /tmp/LfOSA --finch /tmp/finch-0.1.9
+    python scripts/official_checks.py --eoal /tmp/EOAL --eaoa /tmp/EAOA --lfosa /tmp/LfOSA --mqnet /tmp/MQNet \
+        --finch /tmp/finch-0.1.9
 
 The official code is never copied here: it is imported from the given directories, in a child process each
 (their modules are named `utils`, and EOAL's `finch` must be the pinned release), on the CPU (`.cuda()` and
@@ -148,6 +150,119 @@ def official_lfosa(repo: str, case: regimes.Case) -> np.ndarray:
     return np.concatenate([np.asarray(known, dtype=np.int64), np.asarray(unknown, dtype=np.int64)])
 
 
+class Rows:
+    """A dataset whose item i is (i as the input, label i, i): stand-in networks read the row from the input."""
+
+    def __init__(self, labels: np.ndarray):
+        self.labels = labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        import torch
+        return torch.tensor(i), int(self.labels[i]), i
+
+
+class CSIStandIn:
+    """MQNet's CSI network: the SimCLR projections of the rows asked for."""
+
+    def __init__(self, features: np.ndarray):
+        self.features = features
+
+    def eval(self):
+        return self
+
+    def __call__(self, inputs, **kwargs):
+        import torch
+        return None, {"simclr": torch.from_numpy(self.features[inputs.numpy()])}
+
+
+class BackboneStandIn(CSIStandIn):
+    """MQNet's classifier ("backbone"): the logits of the rows asked for."""
+
+    def __call__(self, inputs, **kwargs):
+        import torch
+        return torch.from_numpy(self.features[inputs.numpy()]), None
+
+
+def mqnet_modules(repo: str):
+    """The official `methods`, `utils` and nets/querynet.py, importable without their unused dependencies
+    (prefetch_generator, torchlars, diffdist, submodlib: stubbed; nets/__init__.py names a file the repository
+    lacks, so QueryNet is loaded from its own file)."""
+    import importlib.abc
+    import importlib.machinery
+    import importlib.util
+    import types
+
+    class Stub(types.ModuleType):
+        __path__ = []
+
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return type(name, (), {})
+
+    class Stubs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("prefetch_generator", "torchlars", "diffdist", "submodlib"):
+                return importlib.machinery.ModuleSpec(name, self, is_package=True)
+            return None
+
+        def create_module(self, spec):
+            return Stub(spec.name)
+
+        def exec_module(self, module):
+            pass
+
+    sys.meta_path.insert(0, Stubs())
+    import methods
+    import utils
+    spec = importlib.util.spec_from_file_location("querynet", os.path.join(repo, "nets", "querynet.py"))
+    querynet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(querynet)
+    return methods, utils, querynet
+
+
+def official_mqnet(repo: str, case: regimes.Case) -> np.ndarray:
+    """MQNet.select (mode CONF) on the pool; in a later round after the official meta_train on the previous query."""
+    import torch
+    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data.sampler import SubsetRandomSampler
+    methods, utils, querynet = mqnet_modules(repo)
+    k, n = case.num_known, len(case.targets)
+    labeled = case.extra["labeled_features"]
+    # one dataset: the pool's rows, then the labeled ones (the official labeled set is a Subset of the same data)
+    features = np.concatenate([case.features, labeled])
+    logits = np.concatenate([case.extra["classifier_logits"], np.zeros((len(labeled), k), np.float32)])
+    data = Rows(np.concatenate([case.targets, np.zeros(len(labeled), np.int64)]))
+    models = {"csi": CSIStandIn(features), "backbone": BackboneStandIn(logits)}
+    args = Namespace(subset=50_000, test_batch_size=BATCH, workers=0, mqnet_mode="CONF", n_query=case.budget,
+                     device="cpu", num_IN_class=k, n_class=k, steps_per_epoch=regimes.MQNET_STEPS,
+                     epochs_mqnet=regimes.MQNET_EPOCHS)
+    labeled_rows = list(range(n, n + len(labeled)))
+    if not case.first_round:
+        answers = case.extra["delta_answers"]
+        delta = Rows(np.where(answers >= 0, answers, k))  # an unknown's label is beyond the known classes
+        delta_models = {"csi": CSIStandIn(np.concatenate([case.extra["delta_features"], labeled])),
+                        "backbone": BackboneStandIn(case.extra["delta_logits"])}
+        delta_models["mqnet"] = querynet.QueryNet(input_size=2, inter_dim=64)
+        optimizer = torch.optim.SGD(delta_models["mqnet"].parameters(), lr=1e-3)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[int(args.epochs_mqnet / 2)])
+        labeled_in = DataLoader(Subset(Rows(np.zeros(len(answers) + len(labeled), np.int64)),
+                                       list(range(len(answers), len(answers) + len(labeled)))), batch_size=BATCH)
+        delta_loader = DataLoader(delta, sampler=SubsetRandomSampler(list(range(len(answers)))), batch_size=32)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            utils.meta_train(args, delta_models, {"mqnet": optimizer}, {"mqnet": scheduler},
+                             torch.nn.CrossEntropyLoss(reduction="none"), labeled_in, None, delta_loader)
+        models["mqnet"] = delta_models["mqnet"]
+    method = methods.MQNet(args, models, data, list(range(n)), I_index=labeled_rows,
+                           cur_cycle=0 if case.first_round else 1)
+    with contextlib.redirect_stdout(io.StringIO()):
+        chosen, _ = method.select()
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def child(method: str, repo: str, out: str) -> None:
     """Run the official `method` on every case, the global generators seeded per case; write the selections."""
     import torch
@@ -159,7 +274,13 @@ def child(method: str, repo: str, out: str) -> None:
             case = regimes.case(method, regime, seed)
             np.random.seed(seed)
             torch.manual_seed(seed)
-            if method == "lfosa":
+            if method == "mqnet":
+                selections[f"{regime}/{seed}"] = official_mqnet(repo, case)
+                if not case.first_round:  # the meta-network's own spread: another global seed
+                    np.random.seed(seed + 1000)
+                    torch.manual_seed(seed + 1000)
+                    selections[f"{regime}/{seed}/another-seed"] = official_mqnet(repo, case)
+            elif method == "lfosa":
                 np.random.seed(regimes.gmm_seed(seed))
                 selections[f"{regime}/{seed}"] = official_lfosa(repo, case)
                 np.random.seed(regimes.gmm_seed(seed) + 1)  # the official code's own spread: another seed
@@ -241,6 +362,7 @@ def main() -> None:
     parser.add_argument("--eoal", help="a copy of github.com/bardisafa/EOAL (baadd13)")
     parser.add_argument("--eaoa", help="a copy of github.com/chenchenzong/EAOA (66cdf84)")
     parser.add_argument("--lfosa", help="a copy of github.com/ningkp/LfOSA (3e22f75)")
+    parser.add_argument("--mqnet", help="a copy of github.com/kaist-dmlab/MQNet (77b4b5c)")
     parser.add_argument("--finch", help="a directory holding finch-clust 0.1.9 (pip install --target DIR)")
     parser.add_argument("--out", default=FIXTURES, help="where the fixtures go (default: tests/fixtures/official)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -250,7 +372,8 @@ def main() -> None:
         return child(*args.child)
     if args.finch_child:
         return finch_child(args.finch_child)
-    for name, path in (("--eoal", args.eoal), ("--eaoa", args.eaoa), ("--lfosa", args.lfosa), ("--finch", args.finch)):
+    for name, path in (("--eoal", args.eoal), ("--eaoa", args.eaoa), ("--lfosa", args.lfosa), ("--mqnet", args.mqnet),
+                       ("--finch", args.finch)):
         if path and not os.path.isdir(path):
             sys.exit(f"{name} {path} is not a directory: give a copy of the official repository (the header of "
                      "scripts/official_checks.py shows how)")
@@ -262,7 +385,8 @@ def main() -> None:
         if args.finch:
             run_child(["--finch-child", os.path.join(args.out, "finch-0.1.9.npz")], [args.finch])
             print(f"wrote {shown(os.path.join(args.out, 'finch-0.1.9.npz'))}", flush=True)
-        methods = (("eoal", args.eoal, [args.finch]), ("eaoa", args.eaoa, []), ("lfosa", args.lfosa, []))
+        methods = (("eoal", args.eoal, [args.finch]), ("eaoa", args.eaoa, []), ("lfosa", args.lfosa, []),
+                   ("mqnet", args.mqnet, []))
         for method, repo, path in methods:
             if not repo:
                 continue

@@ -22,11 +22,14 @@ from typing import Optional
 import numpy as np
 
 REGIMES = ("soft", "sharp", "tight", "scarce", "saturated")
-METHODS = ("eoal", "eaoa", "lfosa")
+METHODS = ("eoal", "eaoa", "lfosa", "mqnet")
 SEEDS = 20
 POOL, KNOWN, DIM, BUDGET = 600, 6, 128, 60
 INVALID = 150  # FINCH 0.1.9 (EOAL's) raises where the invalid set's first partition has fewer than K clusters
 FINCH_SIZES = (300, 1500)  # points of the FINCH checks (tests/fixtures/official/finch-0.1.9.npz)
+# MQNet's meta-network in the checks: the official 100 epochs, 10 steps each (the official default is 100 steps;
+# fewer keep the 200 official trainings of a check run within minutes on a CPU); QueryNet's inputs are standardised
+MQNET_EPOCHS, MQNET_STEPS = 100, 10
 
 
 @dataclass
@@ -76,6 +79,8 @@ def case(method: str, regime: str, seed: int) -> Case:
         result.invalid_features = (centres[invalid] + spread * rng.normal(size=(INVALID, DIM))).astype(np.float32)
     if method == "lfosa":  # the detector's logits alone
         return result
+    if method == "mqnet":
+        return mqnet_case(result, rng, centres, spread, scale, known_logits, unknown_classes)
     if method == "eoal":
         positive = (3.0 if regime == "saturated" else scale) * (known_logits - known_logits.mean(axis=1, keepdims=True))
         result.extra["one_vs_all"] = np.concatenate([np.zeros((n, k)), positive], axis=1).astype(np.float32)
@@ -90,6 +95,30 @@ def case(method: str, regime: str, seed: int) -> Case:
         result.extra["labeled_targets"] = labeled
         result.extra["labeled_features"] = (centres[labeled] + spread * rng.normal(size=(60, DIM))).astype(
             np.float32)
+    return result
+
+
+def mqnet_case(result: Case, rng: np.random.Generator, centres: np.ndarray, spread: float, scale: float,
+               known_logits: np.ndarray, unknown_classes: int) -> Case:
+    """MQNet's case: `features` are the CSI network's SimCLR projections, the classifier's logits, the labeled
+    (known) examples' projections and, in a later round, the previous query (`delta_*`: its projections, the
+    classifier's logits and the oracle's answers, -1 for unknown) that the meta-network learns from."""
+    k, n = result.num_known, len(result.targets)
+    classifier = scale * (known_logits + 0.3 * rng.normal(size=(n, k)))
+    if result.regime == "saturated":  # half the pool confidently one class, half undecided
+        classifier = 0.2 * rng.normal(size=(n, k)) + 8.0 * (rng.random(n) < 0.5)[:, None] * (
+            np.arange(k)[None, :] == rng.integers(0, k, n)[:, None])
+    result.extra["classifier_logits"] = classifier.astype(np.float32)
+    labeled = rng.integers(0, k, 60)
+    result.extra["labeled_features"] = (centres[labeled] + spread * rng.normal(size=(60, DIM))).astype(np.float32)
+    if not result.first_round:
+        classes = rng.integers(0, k + unknown_classes, BUDGET)
+        result.extra["delta_features"] = (centres[classes] + spread * rng.normal(size=(BUDGET, DIM))).astype(
+            np.float32)
+        weights = centres[:k] / np.linalg.norm(centres[:k], axis=1, keepdims=True)
+        logits = result.extra["delta_features"] @ weights.T / np.sqrt(DIM) + 0.5 * rng.normal(size=(BUDGET, k))
+        result.extra["delta_logits"] = (scale * logits).astype(np.float32)
+        result.extra["delta_answers"] = np.where(classes < k, classes, -1)
     return result
 
 

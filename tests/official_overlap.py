@@ -14,6 +14,7 @@ from osal.strategies.base import PoolOutputs  # noqa: E402
 from osal.strategies.eaoa import EAOAStrategy  # noqa: E402
 from osal.strategies.eoal import EOALStrategy  # noqa: E402
 from osal.strategies.lfosa import LfOSA  # noqa: E402
+from osal.strategies.mqnet import MQNetStrategy, informativeness, purity  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "official")
 
@@ -27,6 +28,10 @@ def outputs(method: str, case: regimes.Case) -> PoolOutputs:
         return PoolOutputs(np.arange(n), case.num_known,
                            logits=np.concatenate([case.logits, case.extra["one_vs_all"]], axis=1),
                            features=case.features, invalid_features=case.invalid_features)
+    if method == "mqnet":
+        return PoolOutputs(np.arange(n), case.num_known, features=case.features,
+                           classifier_logits=case.extra["classifier_logits"],
+                           labeled_features=case.extra["labeled_features"])
     return PoolOutputs(np.arange(n), case.num_known, logits=case.logits, features=case.features,
                        classifier_logits=case.extra["classifier_logits"],
                        labeled_features=case.extra["labeled_features"],
@@ -36,8 +41,15 @@ def outputs(method: str, case: regimes.Case) -> PoolOutputs:
 def selection(method: str, case: regimes.Case, strategy=None, k1: int = 5) -> np.ndarray:
     """osal's selection in `case`, with `strategy` (its default config when None)."""
     if strategy is None:
-        strategy = {"eoal": EOALStrategy, "lfosa": LfOSA}.get(method, lambda: EAOAStrategy(k_initial=k1))()
+        strategy = {"eoal": EOALStrategy, "lfosa": LfOSA, "mqnet": lambda: MQNetStrategy(
+            epochs=regimes.MQNET_EPOCHS, steps_per_epoch=regimes.MQNET_STEPS)}.get(
+            method, lambda: EAOAStrategy(k_initial=k1))()
     rng = regimes.order_generator(case.seed)
+    if method == "mqnet" and not case.first_round:  # the meta-network learned from the previous query
+        delta = case.extra
+        strategy.meta = strategy.train_meta(
+            informativeness(delta["delta_logits"]), purity(delta["delta_features"], delta["labeled_features"]),
+            delta["delta_logits"], delta["delta_answers"], seed=int(rng.integers(2 ** 63)))
     return strategy.query(outputs(method, case), case.budget, rng).indices
 
 

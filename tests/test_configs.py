@@ -61,10 +61,11 @@ def test_dataset_config_loads_its_layout_through_the_datamodule(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["eoal", "eaoa"])
+@pytest.mark.parametrize("strategy", ["eoal", "eaoa", "mqnet", "bual"])
 @pytest.mark.parametrize("name", dataset_names())
 def test_the_newer_strategies_run_on_every_dataset_config(name, strategy, tmp_path):
-    """EOAL and EAOA bring their own detectors, heads and state: each runs a query on every dataset's layout."""
+    """EOAL, EAOA, MQNet and BUAL bring their own detectors, heads and state: each runs a query on every dataset's
+    layout."""
     from osal.loop.experiment import Experiment
     from osal.records.metrics import read_metrics
 
@@ -110,9 +111,10 @@ def test_the_strategy_campaigns_cifar10_runs_are_the_cifar10_recall_protocol():
     from osal.campaign.grid import compose_experiment, expand
     grid = expand(compose_experiment(["experiment=strategy_campaign"]))
     names = [run.name for run in grid]
-    # (a) 18, (b) 18, (b2) consensus_top 6, (c) 7 strategies x 3 mismatches x 2 datasets x 2 seeds, (d) 72
-    assert len(names) == len(set(names)) == 18 + 18 + 6 + 84 + 72
+    # (a) 18, (b) 18, (b2) consensus_top 6, (c) 7 strategies x 3 mismatches x 2 datasets x 2 seeds, (d) 72, (e) 36
+    assert len(names) == len(set(names)) == 18 + 18 + 6 + 84 + 72 + 36
     assert names.index("mnist_mismatch0.2_consensus_top_seed1") == 36  # right after stage (b)
+    assert {name.split("_")[-2] for name in names[-36:]} == {"mqnet", "bual"}  # the last stage: MQNet and BUAL
     run = next(r for r in grid if r.name == "cifar10_cpu_mismatch0.3_eoal_seed2")
     in_campaign = compose_experiment(["experiment=strategy_campaign", *run.overrides], with_hydra=False)
     alone = compose_experiment(["experiment=cifar10_recall", "mismatch=0.3", "strategy=eoal", "seed=2",

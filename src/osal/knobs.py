@@ -164,6 +164,10 @@ KNOBS: dict[str, Rule] = {
     # the strategy's networks
     "strategy.name": text(example="lfosa"),
     "strategy.*.train_on_invalid": flag(example="true"),
+    "strategy.*.fit_once": flag(example="true"),
+    "strategy.*.module.simclr_dim": integer(1, example=128),
+    "strategy.*.train_on_unlabeled": integer(0, choices=("all",), example=5000,
+                                             why="unlabeled examples also trained on, or all"),
     "strategy.*.module.temperature": number(0, low_open=True, example=0.5),
     "strategy.*.module.cluster_weight": WEIGHT,
     "strategy.*.module.energy_weight": WEIGHT,
@@ -173,6 +177,7 @@ KNOBS: dict[str, Rule] = {
     "strategy.*.module.margin_out": number(example=-7.0, why="an energy margin"),
     "strategy.*.module.pareto_alpha": number(0, 1, low_open=True, example=0.8),
     "strategy.*.module.finch": FINCH_RELEASE,
+    "strategy.*.module.check_every": integer(1, example=5, why="epochs between two snapshots"),
     # the strategies' selection knobs
     "strategy.selector.query_model": choice("classifier", "detector", example="detector"),
     "strategy.selector.n_components": integer(2, example=2, why="GMM components"),
@@ -201,6 +206,14 @@ KNOBS: dict[str, Rule] = {
     "strategy.selector.target_precision": number(0, 1, low_open=True, example=0.6),
     "strategy.selector.tolerance": number(0, 1, example=0.05),
     "strategy.selector.step": integer(1, example=1),
+    "strategy.selector.subset": integer(1, example=50000, why="pool examples scored per query"),
+    "strategy.selector.hidden": integer(1, example=64, why="the meta-network's hidden units"),
+    "strategy.selector.epochs": integer(1, example=100, why="the meta-network's epochs per query"),
+    "strategy.selector.steps_per_epoch": integer(1, example=100),
+    "strategy.selector.batch_size": integer(2, example=32, why="queried examples per meta-network step"),
+    "strategy.selector.lr": number(0, low_open=True, example=0.001, why="the meta-network's learning rate"),
+    "strategy.selector.margin": number(0, example=1.0, why="the ranking loss's margin"),
+    "strategy.selector.uncertainty": choice("least_confidence", "margin", "entropy", example="least_confidence"),
     # Lightning's Trainer
     "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps", example="auto"),
     "trainer.devices": integer(1, choices=("auto",), example=1),

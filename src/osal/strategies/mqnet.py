@@ -174,7 +174,7 @@ class MQNetStrategy(Strategy):
         inputs = torch.from_numpy(np.stack([standardized_exp(info), standardized_exp(pure)], axis=1))
         known = answers != UNKNOWN
         # the classifier's cross-entropy at the oracle's class; 0 for an unknown example
-        log_probabilities = torch.log_softmax(torch.from_numpy(logits), dim=1)
+        log_probabilities = torch.log_softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), dim=1)
         target = torch.zeros(len(answers), dtype=torch.float64)
         rows = torch.from_numpy(np.flatnonzero(known))
         target[rows] = -log_probabilities[rows, torch.from_numpy(answers[known])]
