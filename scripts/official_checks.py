@@ -1,13 +1,14 @@
-"""Run the official query functions of EOAL, EAOA, LfOSA and MQNet beside osal's on seeded synthetic outputs, write the
-official selections as test fixtures, and print the overlap table (method x regime: mean, min).
+"""Run the official query functions of EOAL, EAOA, LfOSA, MQNet and BUAL beside osal's on seeded synthetic outputs,
+write the official selections as test fixtures, and print the overlap table (method x regime: mean, min).
 
     git clone https://github.com/bardisafa/EOAL /tmp/EOAL && git -C /tmp/EOAL checkout baadd13
     git clone https://github.com/chenchenzong/EAOA /tmp/EAOA && git -C /tmp/EAOA checkout 66cdf84
     git clone https://github.com/ningkp/LfOSA /tmp/LfOSA && git -C /tmp/LfOSA checkout 3e22f75
     git clone https://github.com/kaist-dmlab/MQNet /tmp/MQNet && git -C /tmp/MQNet checkout 77b4b5c
+    git clone https://github.com/chenchenzong/BUAL /tmp/BUAL && git -C /tmp/BUAL checkout 347a4d1
     pip install --no-deps --target /tmp/finch-0.1.9 finch-clust==0.1.9     # the release EOAL's code pins
     python scripts/official_checks.py --eoal /tmp/EOAL --eaoa /tmp/EAOA --lfosa /tmp/LfOSA --mqnet /tmp/MQNet \
-        --finch /tmp/finch-0.1.9
+        --bual /tmp/BUAL --finch /tmp/finch-0.1.9
 
 The official code is never copied here: it is imported from the given directories, in a child process each
 (their modules are named `utils`, and EOAL's `finch` must be the pinned release), on the CPU (`.cuda()` and
@@ -263,6 +264,66 @@ def official_mqnet(repo: str, case: regimes.Case) -> np.ndarray:
     return np.asarray(chosen, dtype=np.int64)
 
 
+def bual_statements(repo: str) -> list:
+    """The statements of the official main.py that turn the networks' outputs into BUAL's selection (the official
+    scoring is inline there, not a function): the auxiliary network's screening of the pool, the exclusion of
+    what it predicts unknown, the three uncertainty types, the weighting by the auxiliary probability and the
+    sort. Found by what they do, not by line number."""
+    import ast
+    import textwrap
+    path = os.path.join(repo, "ECCV2024_BUAL_code", "main.py")
+    source = open(path).read()
+    tree = ast.parse(source)
+    wanted = {
+        "screen": lambda s: s.startswith("Aux_prob = np.asarray(Aux_prob)") or s.startswith("pred_openset = []")
+        or s.startswith("Aux_prob2 = []") or s.startswith("for i in range(len(Aux_ind))"),
+        "exclude": lambda s: s.startswith("if known_openset_ind != []:") and "pred_openset" in s
+        and "Aux_net" not in s,
+        "types": lambda s: s.startswith("if args.type == 1:"),
+        "weigh": lambda s: s.startswith("if known_openset_ind != []:") and "temp3" in s and "NL_train" not in s,
+        "sort": lambda s: s.startswith("sel_pseudo_ind = np.asarray(query_idx)[np.argsort(temp)]"),
+    }
+    found = {name: [] for name in wanted}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt):
+            continue
+        text = textwrap.dedent(ast.get_source_segment(source, node, padded=True))
+        for name, matches in wanted.items():
+            if matches(text) and not any(text in other for _, other in found[name]):
+                found[name].append((node.lineno, text))
+    for name in ("exclude", "types", "weigh", "sort"):
+        if not found[name]:
+            sys.exit(f"{path} has no statement for BUAL's '{name}' step: is it the commit 347a4d1?")
+    chosen = sorted(found["screen"]) + [min(found[name]) for name in ("exclude", "types", "weigh", "sort")]
+    return [compile(text, path, "exec") for _, text in chosen]
+
+
+def official_bual(repo: str, case: regimes.Case, kind: int) -> np.ndarray:
+    """BUAL's selection by the official statements, fed the outputs its code would have: softmax in float32 on the
+    networks' logits, every list in index order (its test_* functions sort by index)."""
+    import torch
+    k, n = case.num_known, len(case.targets)
+    seen = not case.first_round
+    aux = torch.softmax(torch.from_numpy(case.logits), dim=1)
+    namespace = {"np": np, "args": Namespace(known_classes=k, type=kind), "ratio": case.extra["ratio"],
+                 "known_openset_ind": [0] if seen else [], "Aux_ind": list(range(n)),
+                 "Aux_pred": aux.argmax(dim=1).tolist(), "Aux_prob": aux.tolist(),
+                 "query_pool_ind": list(range(n))}
+    statements = bual_statements(repo)
+    if seen:
+        for statement in statements[:-4]:  # the auxiliary network's screening
+            exec(statement, namespace)
+    exec(statements[-4], namespace)  # the exclusion of what it predicts unknown
+    candidates = sorted(namespace["query_pool_ind"])
+    positive = torch.softmax(torch.from_numpy(case.extra["classifier_logits"]), dim=1).numpy()
+    namespace.update(query_idx=candidates, query_prob=case.extra["nl_sums"][candidates].astype(np.float64).tolist(),
+                     P_prob_list=positive[candidates].tolist())
+    with contextlib.redirect_stdout(io.StringIO()):
+        for statement in statements[-3:]:
+            exec(statement, namespace)
+    return np.asarray(namespace["sel_pseudo_ind"], dtype=np.int64)[:case.budget]  # the official [:1500] is the budget
+
+
 def child(method: str, repo: str, out: str) -> None:
     """Run the official `method` on every case, the global generators seeded per case; write the selections."""
     import torch
@@ -274,7 +335,10 @@ def child(method: str, repo: str, out: str) -> None:
             case = regimes.case(method, regime, seed)
             np.random.seed(seed)
             torch.manual_seed(seed)
-            if method == "mqnet":
+            if method == "bual":
+                for kind in regimes.BUAL_TYPES:
+                    selections[f"{regime}/{seed}/t{kind}"] = official_bual(repo, case, kind)
+            elif method == "mqnet":
                 selections[f"{regime}/{seed}"] = official_mqnet(repo, case)
                 if not case.first_round:  # the meta-network's own spread: another global seed
                     np.random.seed(seed + 1000)
@@ -363,6 +427,7 @@ def main() -> None:
     parser.add_argument("--eaoa", help="a copy of github.com/chenchenzong/EAOA (66cdf84)")
     parser.add_argument("--lfosa", help="a copy of github.com/ningkp/LfOSA (3e22f75)")
     parser.add_argument("--mqnet", help="a copy of github.com/kaist-dmlab/MQNet (77b4b5c)")
+    parser.add_argument("--bual", help="a copy of github.com/chenchenzong/BUAL (347a4d1)")
     parser.add_argument("--finch", help="a directory holding finch-clust 0.1.9 (pip install --target DIR)")
     parser.add_argument("--out", default=FIXTURES, help="where the fixtures go (default: tests/fixtures/official)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -373,7 +438,7 @@ def main() -> None:
     if args.finch_child:
         return finch_child(args.finch_child)
     for name, path in (("--eoal", args.eoal), ("--eaoa", args.eaoa), ("--lfosa", args.lfosa), ("--mqnet", args.mqnet),
-                       ("--finch", args.finch)):
+                       ("--bual", args.bual), ("--finch", args.finch)):
         if path and not os.path.isdir(path):
             sys.exit(f"{name} {path} is not a directory: give a copy of the official repository (the header of "
                      "scripts/official_checks.py shows how)")
@@ -386,7 +451,7 @@ def main() -> None:
             run_child(["--finch-child", os.path.join(args.out, "finch-0.1.9.npz")], [args.finch])
             print(f"wrote {shown(os.path.join(args.out, 'finch-0.1.9.npz'))}", flush=True)
         methods = (("eoal", args.eoal, [args.finch]), ("eaoa", args.eaoa, []), ("lfosa", args.lfosa, []),
-                   ("mqnet", args.mqnet, []))
+                   ("mqnet", args.mqnet, []), ("bual", args.bual, []))
         for method, repo, path in methods:
             if not repo:
                 continue

@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 REGIMES = ("soft", "sharp", "tight", "scarce", "saturated")
-METHODS = ("eoal", "eaoa", "lfosa", "mqnet")
+METHODS = ("eoal", "eaoa", "lfosa", "mqnet", "bual")
 SEEDS = 20
 POOL, KNOWN, DIM, BUDGET = 600, 6, 128, 60
 INVALID = 150  # FINCH 0.1.9 (EOAL's) raises where the invalid set's first partition has fewer than K clusters
@@ -81,6 +81,8 @@ def case(method: str, regime: str, seed: int) -> Case:
         return result
     if method == "mqnet":
         return mqnet_case(result, rng, centres, spread, scale, known_logits, unknown_classes)
+    if method == "bual":
+        return bual_case(result, rng, scale, known_logits)
     if method == "eoal":
         positive = (3.0 if regime == "saturated" else scale) * (known_logits - known_logits.mean(axis=1, keepdims=True))
         result.extra["one_vs_all"] = np.concatenate([np.zeros((n, k)), positive], axis=1).astype(np.float32)
@@ -120,6 +122,29 @@ def mqnet_case(result: Case, rng: np.random.Generator, centres: np.ndarray, spre
         result.extra["delta_logits"] = (scale * logits).astype(np.float32)
         result.extra["delta_answers"] = np.where(classes < k, classes, -1)
     return result
+
+
+def bual_case(result: Case, rng: np.random.Generator, scale: float, known_logits: np.ndarray) -> Case:
+    """BUAL's case: `logits` are the auxiliary network's K+1 logits, `nl_sums` the sum of the negative-learning
+    head's softmax over its 21 snapshots (float32, as osal's query network adds them), the classifier's logits,
+    and the previous query's precision `ratio` (0 in a first round, where no unknown was queried yet: no
+    auxiliary network)."""
+    k, n = result.num_known, len(result.targets)
+    snapshots = []
+    for step in range(21):  # the snapshots sharpen as negative learning goes on
+        logits = (0.1 + step / 10) * scale * known_logits + 0.5 * rng.normal(size=(n, k))
+        snapshots.append(np.exp(logits - logits.max(axis=1, keepdims=True)))
+    result.extra["nl_sums"] = sum(s / s.sum(axis=1, keepdims=True) for s in snapshots).astype(np.float32)
+    classifier = scale * (known_logits + 0.3 * rng.normal(size=(n, k)))
+    if result.regime == "saturated":
+        classifier = 0.2 * rng.normal(size=(n, k)) + 8.0 * (rng.random(n) < 0.5)[:, None] * (
+            np.arange(k)[None, :] == rng.integers(0, k, n)[:, None])
+    result.extra["classifier_logits"] = classifier.astype(np.float32)
+    result.extra["ratio"] = 0.0 if result.first_round else float(rng.uniform(0.1, 0.9))
+    return result
+
+
+BUAL_TYPES = {1: "least_confidence", 2: "margin", 3: "entropy"}  # the official --type and osal's uncertainty
 
 
 def order_generator(seed: int) -> np.random.Generator:

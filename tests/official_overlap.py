@@ -11,6 +11,7 @@ sys.path.insert(0, SCRIPTS)
 
 import official_regimes as regimes  # noqa: E402
 from osal.strategies.base import PoolOutputs  # noqa: E402
+from osal.strategies.bual import BUALStrategy  # noqa: E402
 from osal.strategies.eaoa import EAOAStrategy  # noqa: E402
 from osal.strategies.eoal import EOALStrategy  # noqa: E402
 from osal.strategies.lfosa import LfOSA  # noqa: E402
@@ -28,6 +29,9 @@ def outputs(method: str, case: regimes.Case) -> PoolOutputs:
         return PoolOutputs(np.arange(n), case.num_known,
                            logits=np.concatenate([case.logits, case.extra["one_vs_all"]], axis=1),
                            features=case.features, invalid_features=case.invalid_features)
+    if method == "bual":
+        return PoolOutputs(np.arange(n), case.num_known, logits=np.concatenate([case.logits, case.extra["nl_sums"]], 1),
+                           classifier_logits=case.extra["classifier_logits"])
     if method == "mqnet":
         return PoolOutputs(np.arange(n), case.num_known, features=case.features,
                            classifier_logits=case.extra["classifier_logits"],
@@ -39,7 +43,11 @@ def outputs(method: str, case: regimes.Case) -> PoolOutputs:
 
 
 def selection(method: str, case: regimes.Case, strategy=None, k1: int = 5) -> np.ndarray:
-    """osal's selection in `case`, with `strategy` (its default config when None)."""
+    """osal's selection in `case`, with `strategy` (its default config when None); `k1`: EAOA's candidate-set size,
+    or BUAL's official uncertainty type."""
+    if method == "bual":
+        strategy = strategy or BUALStrategy(regimes.BUAL_TYPES[k1])
+        strategy.load_state_dict({"ratio": case.extra["ratio"], "unknowns_seen": not case.first_round})
     if strategy is None:
         strategy = {"eoal": EOALStrategy, "lfosa": LfOSA, "mqnet": lambda: MQNetStrategy(
             epochs=regimes.MQNET_EPOCHS, steps_per_epoch=regimes.MQNET_STEPS)}.get(

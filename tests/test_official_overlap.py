@@ -20,10 +20,11 @@ def fixture(name):
 
 @pytest.mark.parametrize("method", [
     "eoal", pytest.param("eaoa", marks=pytest.mark.slow),  # EAOA: 600 GMM fits, about a minute
-    pytest.param("lfosa", marks=pytest.mark.slow)])
+    pytest.param("lfosa", marks=pytest.mark.slow), "bual"])
 def test_every_regime_agrees_with_the_official_selection(method):
-    """EOAL and EAOA as configured by default; LfOSA with tie_break=loader, its step-for-step mode (the default
-    draws its GMMs' starts per class, and is checked against the official code's own seed-to-seed spread below)."""
+    """EOAL, EAOA and BUAL (its three uncertainty types) as configured by default; LfOSA with tie_break=loader, its
+    step-for-step mode (the default draws its GMMs' starts per class, and is checked against the official code's own
+    seed-to-seed spread below)."""
     from osal.strategies.lfosa import LfOSA
     stored = fixture(method)
     found = overlaps(method, stored, (lambda k1: LfOSA(tie_break="loader")) if method == "lfosa" else None)
@@ -169,3 +170,20 @@ def test_mqnet_makes_the_official_first_query_and_later_ones_within_its_meta_net
         assert np.mean(first) >= AIM and np.min(first) >= 0.8, (regime, first)
         itself = [regimes.overlap(other[key], stored[key]) for key in other.files if key.startswith(regime + "/")]
         assert np.mean(later) >= np.mean(itself) - 0.05, (regime, later, itself)
+
+
+@pytest.mark.parametrize("departure, regimes_below", [("no_screening", regimes.REGIMES),
+                                                     ("no_ratio", ("soft", "sharp", "tight", "saturated"))])
+def test_the_bual_fixtures_catch_a_strategy_without_its_screening_or_its_ratio(departure, regimes_below):
+    """The fixtures have the power to catch a departure: BUAL that never leaves out what the auxiliary network
+    predicts unknown, or that ignores the last query's precision, falls below the aim."""
+    from osal.strategies.bual import BUALStrategy
+
+    class Departing(BUALStrategy):
+        def load_state_dict(self, state):
+            changed = {"no_screening": {"unknowns_seen": False}, "no_ratio": {"ratio": 0.0}}[departure]
+            super().load_state_dict({**state, **changed})
+
+    found = overlaps("bual", fixture("bual"), lambda kind: Departing(regimes.BUAL_TYPES[kind]), only=regimes_below)
+    for regime in regimes_below:
+        assert np.mean(found[regime]) < AIM, (departure, regime)
