@@ -67,6 +67,8 @@ INIT_ERRORS = {
     "class named unknown": (dict(classes=("0", "Unknown")), "cannot be used"),
     "missing labels file": (dict(labels="/nonexistent.csv"), "initial labels file /nonexistent.csv does not exist"),
     "bad override": (dict(overrides=["strategy=nonsense"]), "do not compose"),
+    "mqnet": (dict(overrides=FAST + ["strategy=mqnet"]), "strategy=mqnet runs in src/train.py but not in annotation"),
+    "bual": (dict(overrides=FAST + ["strategy=bual"]), "strategy=bual runs in src/train.py but not in annotation"),
     "class not wanted": (dict(rows=[{"path": "digit_0000.png", "class": "seven"}]),
                          "row 2: class 'seven' of digit_0000.png is not one of: 0, 1, 2, unknown"),
     "path not in folder": (dict(rows=[{"path": "elsewhere/x.png", "class": "0"}]),

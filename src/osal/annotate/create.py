@@ -53,6 +53,22 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
+# strategies whose networks an annotation project cannot yet train as the research loop does: MQNet's meta-network
+# learns from each batch's answers in the process that asked it, and its CSI network is fit once per run; BUAL's
+# negative-learning network continues from the round's classifier
+RESEARCH_ONLY = {"mqnet": "its meta-network learns from each batch's answers and its CSI network is fit once per run",
+                 "bual": "its negative-learning network continues from each round's classifier"}
+
+
+def refuse_research_only(cfg: DictConfig) -> None:
+    """A strategy that runs in `src/train.py` but not yet in an annotation project: one sentence, before any file."""
+    detector = cfg.strategy.get("detector") or {}
+    if detector.get("fit_once") or detector.get("train_on_unlabeled") or cfg.strategy.name in RESEARCH_ONLY:
+        why = RESEARCH_ONLY.get(cfg.strategy.name, "its detector trains in a way annotation projects do not yet")
+        raise AnnotationError(f"strategy={cfg.strategy.name} runs in src/train.py but not in annotation projects yet "
+                              f"({why}); use strategy=lfosa_mav_ties (the default), lfosa, eoal or eaoa")
+
+
 def check_classes(names: Iterable[str]) -> list:
     names = [n.strip() for n in names]
     for name in names:
@@ -117,6 +133,7 @@ def create_project(directory: Union[str, os.PathLike], image_folder: Union[str, 
                               "columns path,class")
     cfg = compose_config(overrides)
     build(cfg.strategy.selector)  # a bad strategy knob fails now, not at the first batch
+    refuse_research_only(cfg)
     if int(cfg.al.query_size) < 1:
         raise ConfigError(f"al.query_size={cfg.al.query_size} must be at least 1 (images per batch)")
     paths = [os.path.relpath(p, image_folder).replace(os.sep, "/") for p in list_images(image_folder)]
