@@ -119,8 +119,6 @@ class Experiment:
             if main:
                 take_folder(self.output_dir, self.hydra_files)
             loop = self.start_or_resume(strategy, saved)
-            if loop.first_round == 0:
-                self.say_how_long(loop)
             started = time.perf_counter()
             try:
                 note, stopped = self.run_rounds(loop)
@@ -176,6 +174,8 @@ class Experiment:
         log.info("%s, mismatch %s (%d known classes), strategy %s, seed %d: %d rounds of %d queries",
                  cfg.dataset.name, cfg.mismatch, split.num_known, cfg.strategy.name, self.seed, self.rounds,
                  cfg.al.query_size)
+        if loop.first_round == 0:
+            self.say_how_long(loop)
         log.info(table_header())
         if not distributed.is_main():
             return loop
