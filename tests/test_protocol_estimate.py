@@ -19,15 +19,16 @@ from osal.loop.round_estimate import MARGIN, FitSchedule
 
 from conftest import FAST, compose_config
 
-PROBE = Probe(train_seconds_per_example=0.01, inference_seconds_per_example=0.001, epoch_seconds=0.5)
+PROBE = Probe(train_seconds_per_example=0.01, inference_seconds_per_example=0.001, epoch_seconds=0.5,
+              fit_seconds=0.25)
 
 
 def test_rounds_by_hand_for_a_classifier_strategy():
     # 2 queries of 10 from a pool of 100, 20 labeled at the start, 30 test examples, 3 epochs a fit
     protocol = Protocol(rounds=2, query_size=10, initial=20, pool=100, test=30, schedule=FitSchedule(3),
                         with_detector=False)
-    fit = [3 * (n * 0.01 + 0.5) for n in (20, 30, 40)]
-    test = 30 * 0.001
+    fit = [3 * (n * 0.01 + 0.5) + 0.25 for n in (20, 30, 40)]  # 3 epochs, then the fit's own fixed cost
+    test = 30 * 0.001 + 0.25
     queries = [0.0, 100 * 0.001, 90 * 0.001]  # round r scores the pool left after r - 1 queries
     assert round_seconds(protocol, PROBE) == pytest.approx([f + test + q for f, q in zip(fit, queries)])
     assert whole_run_seconds(protocol, PROBE) == pytest.approx(sum(round_seconds(protocol, PROBE)) * MARGIN)
@@ -38,12 +39,12 @@ def test_a_detector_adds_its_fit_its_unlabeled_examples_and_its_cost_and_a_fit_o
     plain = round_seconds(Protocol(**base, with_detector=False), PROBE)
     detector = round_seconds(Protocol(**base, with_detector=True), PROBE)
     # round 1's detector trains on the 20 initial examples, round 2's on 30
-    assert [d - p for d, p in zip(detector, plain)] == pytest.approx([0.0, 20 * 0.01 + 0.5, 30 * 0.01 + 0.5])
+    assert [d - p for d, p in zip(detector, plain)] == pytest.approx([0.0, 20 * 0.01 + 0.75, 30 * 0.01 + 0.75])
     csi = round_seconds(Protocol(**base, with_detector=True, detector_unlabeled=-1, detector_once=True,
                                  detector_cost=8.0), PROBE)
-    assert [d - p for d, p in zip(csi, plain)] == pytest.approx([0.0, 8 * ((20 + 100) * 0.01 + 0.5), 0.0])
+    assert [d - p for d, p in zip(csi, plain)] == pytest.approx([0.0, 8 * ((20 + 100) * 0.01 + 0.75), 0.0])
     sample = round_seconds(Protocol(**base, with_detector=True, detector_unlabeled=50), PROBE)
-    assert sample[1] - plain[1] == pytest.approx((20 + 50) * 0.01 + 0.5)
+    assert sample[1] - plain[1] == pytest.approx((20 + 50) * 0.01 + 0.75)
 
 
 @pytest.mark.parametrize("strategy, passes, once, unlabeled, cost", [
@@ -107,4 +108,4 @@ def test_a_real_probe_measures_positive_times():
     _, datamodule = open_set_data(cfg)
     measured = probe(cfg, datamodule, steps=2)
     assert measured.train_seconds_per_example > 0 and measured.inference_seconds_per_example > 0
-    assert measured.epoch_seconds >= 0
+    assert measured.epoch_seconds >= 0 and measured.fit_seconds >= 0

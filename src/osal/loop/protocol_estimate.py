@@ -33,11 +33,13 @@ PROBE_STEPS = 4
 @dataclass(frozen=True)
 class Probe:
     """What a few steps on this machine cost: training seconds per example, the fixed seconds of a fit's epoch
-    (Lightning's loop, hooks and loaders) and inference seconds per example."""
+    (Lightning's loop, hooks and loaders), the fixed seconds of a fit or a test (a fresh Trainer, its start and
+    end) and inference seconds per example."""
 
     train_seconds_per_example: float
     inference_seconds_per_example: float
     epoch_seconds: float = 0.0
+    fit_seconds: float = 0.0
 
 
 class EpochTimes(L.Callback):
@@ -66,12 +68,16 @@ def probe(cfg: DictConfig, datamodule: PoolDataModule, steps: int = PROBE_STEPS)
     times = EpochTimes()
     trainer_cfg = OmegaConf.create({**OmegaConf.to_container(cfg.trainer, resolve=True),
                                     "max_epochs": 3, "max_steps": -1, "limit_train_batches": 2})
+    started = time.perf_counter()
     trainer = build_trainer(trainer_cfg, [times], progress_bar=False)
     module = build_module(cfg, "classifier", datamodule.num_known)
     datamodule.begin_fit(0, with_invalid=False)
     trainer.fit(module, datamodule=datamodule)
+    whole = time.perf_counter() - started
     fixed = [max(seconds - examples * per_example, 0.0) for seconds, examples in times.epochs[1:]]
-    return Probe(per_example, inference_seconds(cfg, datamodule, module.net), sum(fixed) / max(len(fixed), 1))
+    per_fit = max(whole - sum(seconds for seconds, _ in times.epochs), 0.0)
+    return Probe(per_example, inference_seconds(cfg, datamodule, module.net), sum(fixed) / max(len(fixed), 1),
+                 per_fit)
 
 
 def training_seconds(cfg: DictConfig, datamodule: PoolDataModule, steps: int) -> float:
@@ -159,8 +165,9 @@ def protocol_of(cfg: DictConfig, datamodule: PoolDataModule, with_detector: bool
 
 
 def fit_seconds(schedule: FitSchedule, examples: float, measured: Probe) -> float:
-    """One fit on `examples`: its epochs of examples, plus each epoch's fixed cost."""
-    return schedule.epochs_for(examples) * (examples * measured.train_seconds_per_example + measured.epoch_seconds)
+    """One fit on `examples`: its epochs of examples, each epoch's fixed cost and the fit's own."""
+    epochs = schedule.epochs_for(examples)
+    return epochs * (examples * measured.train_seconds_per_example + measured.epoch_seconds) + measured.fit_seconds
 
 
 def round_seconds(protocol: Protocol, measured: Probe) -> list[float]:
@@ -170,7 +177,8 @@ def round_seconds(protocol: Protocol, measured: Probe) -> list[float]:
     for r in range(protocol.rounds + 1):
         queried = min(r * protocol.query_size, protocol.pool)
         labeled = protocol.initial + queried
-        seconds = fit_seconds(protocol.schedule, labeled, measured) + protocol.test * inferred
+        # the classifier's fit, and its test (a fresh Trainer too)
+        seconds = fit_seconds(protocol.schedule, labeled, measured) + protocol.test * inferred + measured.fit_seconds
         if r > 0:
             unlabeled = protocol.pool - min((r - 1) * protocol.query_size, protocol.pool)
             seconds += protocol.inference_passes * unlabeled * inferred
