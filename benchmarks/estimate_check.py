@@ -1,12 +1,15 @@
 """The estimate a run prints before round 0 against the time the whole run then took, on this machine.
 
     python benchmarks/estimate_check.py --data-dir DIR "dataset=digits strategy=lfosa" "experiment=mnist_recall"
+    python benchmarks/estimate_check.py --data-dir DIR docs/measurements/campaigns/strategy_grid/runs/mnist_*_seed1
 
-Each argument is one run's overrides (trainer=cpu, logger=none and a temporary run directory are added). For each,
-the estimate is computed as `src/train.py` computes it (osal.loop.protocol_estimate: a probe of a few training
-steps, a 3-epoch Lightning fit and an inference batch, times the protocol's schedule), then the run is made as a
-user makes it (a subprocess) and its rounds are timed from metrics.csv and summary.json (data loading and
-Python start-up left out of both). The probe and the run share the machine with whatever else runs on it.
+Each argument is one run's overrides (trainer=cpu, logger=none and a temporary run directory are added), or a
+finished run's directory. For each, the estimate is computed as `src/train.py` computes it
+(osal.loop.protocol_estimate: a probe of a few training steps, a 3-epoch Lightning fit and an inference batch,
+times the protocol's schedule); then the run is made as a user makes it (a subprocess) and timed by its
+summary.json (its rounds: fits, queries, tests, records; data loading and Python start-up left out of both), or
+the finished run's rounds are read from its metrics.csv (fits and queries: a run resumed over several
+windows has no single loop time). The probe and the runs share the machine with whatever else runs on it.
 """
 
 import argparse
@@ -29,21 +32,23 @@ from machine import describe  # noqa: E402
 COMMON = ["trainer=cpu", "logger=none", "trainer.enable_progress_bar=false"]
 
 
-def estimate(overrides: list) -> tuple[float, str]:
-    """(estimated seconds of the whole run, its protocol in words), as the run computes them."""
+def estimate(overrides: list) -> tuple[tuple[float, float], str]:
+    """((the low and the high estimate of the whole run's seconds), its protocol in words), as the run computes
+    them."""
     from hydra import compose, initialize_config_dir
 
     from osal.build import build
     from osal.loop.data import open_set_data
-    from osal.loop.protocol_estimate import probe, protocol_of, whole_run_seconds
+    from osal.loop.protocol_estimate import estimate_range, probe, protocol_of
     with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     strategy = build(cfg.strategy.selector)
-    _, datamodule = open_set_data(cfg)
-    protocol = protocol_of(cfg, datamodule, strategy.query_model == "detector", tuple(strategy.needs))
+    split, datamodule = open_set_data(cfg)
+    protocol = protocol_of(cfg, datamodule, strategy.query_model == "detector", tuple(strategy.needs),
+                           split.n_known_initial_pool)
     words = (f"{cfg.dataset.name}, {cfg.strategy.name}, {protocol.rounds} x {protocol.query_size}, "
              f"{protocol.schedule.epochs} epochs")
-    return whole_run_seconds(protocol, probe(cfg, datamodule)), words
+    return estimate_range(protocol, probe(cfg, datamodule)), words
 
 
 def measured(overrides: list, run_dir: str) -> float:
@@ -61,6 +66,19 @@ def measured(overrides: list, run_dir: str) -> float:
     return float(summary["loop_seconds"])
 
 
+def finished(run_dir: str) -> tuple[list, float]:
+    """(the overrides a finished run was made with, the seconds of its fits and queries)."""
+    import yaml
+    with open(os.path.join(run_dir, ".hydra", "overrides.yaml")) as f:
+        overrides = [o for o in yaml.safe_load(f) if o.split("=")[0] not in ("data_dir", "deadline", "logger",
+                                                                            "trainer.enable_progress_bar")]
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    if not os.path.exists(os.path.join(run_dir, "summary.json")):
+        sys.exit(f"{run_dir} is not a finished run (no summary.json)")
+    return overrides, sum(float(r["fit_seconds"]) + float(r["query_seconds"] or 0) for r in rows)
+
+
 def main(argv: list = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="one quoted string of overrides per run")
@@ -72,16 +90,22 @@ def main(argv: list = None) -> None:
     torch.set_num_threads(1)  # as the run (OMP_NUM_THREADS=1)
     quiet_lightning()
     print(f"machine: {describe()}")
-    print(f"{'run':<52}{'estimated':>11}{'measured':>10}{'ratio':>7}")
+    print(f"{'run':<48}{'estimated':>18}{'measured':>10}  within")
     with tempfile.TemporaryDirectory() as scratch:
         for i, run in enumerate(args.runs):
-            overrides = [*shlex.split(run), f"data_dir={args.data_dir}", *COMMON]
+            done = os.path.isdir(run)
+            given, took = finished(run) if done else (shlex.split(run), None)
+            overrides = [*given, f"data_dir={args.data_dir}", *COMMON]
             started = time.perf_counter()
             guess, words = estimate(overrides)
             probe_seconds = time.perf_counter() - started
-            took = measured(overrides, os.path.join(scratch, f"run{i}"))
-            print(f"{words:<52}{guess:>10.1f}s{took:>9.1f}s{guess / took:>7.2f}   (probe, data: {probe_seconds:.0f} s)",
-                  flush=True)
+            if not done:
+                took = measured(overrides, os.path.join(scratch, f"run{i}"))
+            (low, high) = guess
+            verdict = "yes" if low <= took <= high else f"{took / high:.2f} x high" if took > high else \
+                f"{took / low:.2f} x low"
+            print(f"{words:<48}{low:>8.0f} -{high:>7.0f} s{took:>8.0f} s  {verdict}"
+                  f"   (probe, data: {probe_seconds:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -109,3 +109,19 @@ def test_a_real_probe_measures_positive_times():
     measured = probe(cfg, datamodule, steps=2)
     assert measured.train_seconds_per_example > 0 and measured.inference_seconds_per_example > 0
     assert measured.epoch_seconds >= 0 and measured.fit_seconds >= 0
+
+
+def test_the_range_runs_from_queries_as_mixed_as_the_pool_to_every_query_known_capped_by_the_pools_knowns():
+    from osal.loop.protocol_estimate import estimate_range
+    protocol = Protocol(rounds=2, query_size=10, initial=20, pool=100, test=0, schedule=FitSchedule(1),
+                        with_detector=False, known_in_pool=15)
+    fit = [n * 0.01 + 0.5 + 0.25 for n in (20, 20 + 1.5, 20 + 3.0)]  # 15% of 0, 10, 20 queried are known
+    queries = [0.0, 0.1, 0.09]
+    mixed = [f + 0.25 + q for f, q in zip(fit, queries)]
+    assert round_seconds(protocol, PROBE, known_share=0.15) == pytest.approx(mixed)
+    every = round_seconds(protocol, PROBE)
+    assert every[2] - every[1] == pytest.approx((35 - 30) * 0.01 - 0.01)  # the labeled set stops at 20 + 15
+    assert estimate_range(protocol, PROBE) == pytest.approx((sum(mixed) * MARGIN, sum(every) * MARGIN))
+    unknown = Protocol(**{**protocol.__dict__, "known_in_pool": None})
+    low, high = estimate_range(unknown, PROBE)
+    assert low == high == pytest.approx(whole_run_seconds(unknown, PROBE))

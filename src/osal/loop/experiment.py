@@ -190,7 +190,8 @@ class Experiment:
         if distributed.active() or not self.cfg.get("estimate", True):
             return
         with_detector = loop.strategy.query_model == "detector"
-        protocol = protocol_of(self.cfg, loop.datamodule, with_detector, tuple(loop.strategy.needs))
+        protocol = protocol_of(self.cfg, loop.datamodule, with_detector, tuple(loop.strategy.needs),
+                               loop.split.n_known_initial_pool)
         measured = probe(self.cfg, loop.datamodule)
         device = inference_device(self.cfg.trainer)
         for line in estimate_lines(protocol, measured, "GPU" if device.type == "cuda" else "CPU",

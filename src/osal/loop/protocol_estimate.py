@@ -142,9 +142,11 @@ class Protocol:
     detector_unlabeled: int = 0  # unlabeled examples the detector also trains on (-1: all; detector.train_on_unlabeled)
     detector_once: bool = False  # detector.fit_once: one detector fit in the whole run
     detector_cost: float = 1.0  # a detector step's cost over a classifier step's (MQNet's 8 views, BUAL's 2 networks)
+    known_in_pool: Optional[int] = None  # known examples in the unlabeled pool, where the run knows it (research runs)
 
 
-def protocol_of(cfg: DictConfig, datamodule: PoolDataModule, with_detector: bool, needs: tuple) -> Protocol:
+def protocol_of(cfg: DictConfig, datamodule: PoolDataModule, with_detector: bool, needs: tuple,
+                known_in_pool: Optional[int] = None) -> Protocol:
     """The run's protocol, with what its strategy's detector adds: its own training set and step cost
     (`relative_step_cost` of the module class) and the pool passes of its query (`query_passes(epochs)`)."""
     pool = datamodule.pool
@@ -161,7 +163,7 @@ def protocol_of(cfg: DictConfig, datamodule: PoolDataModule, with_detector: bool
             passes -= 1.0
         unlabeled, once = unlabeled_examples(cfg, "detector"), fits_once(cfg, "detector")
     return Protocol(int(cfg.al.rounds), int(cfg.al.query_size), len(pool.labeled), len(pool.unlabeled), test,
-                    schedule, with_detector, passes, unlabeled, once, cost)
+                    schedule, with_detector, passes, unlabeled, once, cost, known_in_pool)
 
 
 def fit_seconds(schedule: FitSchedule, examples: float, measured: Probe) -> float:
@@ -170,13 +172,15 @@ def fit_seconds(schedule: FitSchedule, examples: float, measured: Probe) -> floa
     return epochs * (examples * measured.train_seconds_per_example + measured.epoch_seconds) + measured.fit_seconds
 
 
-def round_seconds(protocol: Protocol, measured: Probe) -> list[float]:
-    """Seconds of every round 0..R (without MARGIN), every query a full batch of knowns."""
+def round_seconds(protocol: Protocol, measured: Probe, known_share: float = 1.0) -> list[float]:
+    """Seconds of every round 0..R (without MARGIN), `known_share` of every query known (the labeled set, which
+    the classifier trains on, never holding more than the pool's knowns where they are known)."""
     out = []
     inferred = measured.inference_seconds_per_example
+    cap = float("inf") if protocol.known_in_pool is None else protocol.known_in_pool
     for r in range(protocol.rounds + 1):
         queried = min(r * protocol.query_size, protocol.pool)
-        labeled = protocol.initial + queried
+        labeled = protocol.initial + min(known_share * queried, cap)
         # the classifier's fit, and its test (a fresh Trainer too)
         seconds = fit_seconds(protocol.schedule, labeled, measured) + protocol.test * inferred + measured.fit_seconds
         if r > 0:
@@ -190,8 +194,18 @@ def round_seconds(protocol: Protocol, measured: Probe) -> list[float]:
     return out
 
 
-def whole_run_seconds(protocol: Protocol, measured: Probe) -> float:
-    return sum(round_seconds(protocol, measured)) * MARGIN
+def whole_run_seconds(protocol: Protocol, measured: Probe, known_share: float = 1.0) -> float:
+    return sum(round_seconds(protocol, measured, known_share)) * MARGIN
+
+
+def estimate_range(protocol: Protocol, measured: Probe) -> tuple[float, float]:
+    """(the whole run's seconds if its queries are as mixed as the pool, if every query is known): a strategy's
+    precision, which decides how large the classifier's training set grows, lies between (or beyond, when it is
+    worse than chance). Without the pool's known count, both are the second."""
+    high = whole_run_seconds(protocol, measured)
+    if protocol.known_in_pool is None or protocol.pool == 0:
+        return high, high
+    return whole_run_seconds(protocol, measured, protocol.known_in_pool / protocol.pool), high
 
 
 def describe(seconds: float) -> str:
@@ -207,9 +221,12 @@ def describe(seconds: float) -> str:
 
 def estimate_lines(protocol: Protocol, measured: Probe, device: str, on_gpu: bool) -> list[str]:
     """What a run says before round 0: the estimate, and past LONG the faster ways."""
-    total = whole_run_seconds(protocol, measured)
+    low, total = estimate_range(protocol, measured)
+    about = describe(total)
+    if describe(low) != about:
+        about = f"{describe(low)} (queries as mixed as the pool) to {about} (every query known)"
     lines = [f"estimate: the whole run ({protocol.rounds} queries of {protocol.query_size:,}, "
-             f"{protocol.schedule.epochs} epochs a fit) should take about {describe(total)} on this machine's "
+             f"{protocol.schedule.epochs} epochs a fit) should take about {about} on this machine's "
              f"{device} (probe: {1 / measured.train_seconds_per_example:,.0f} training images/s, "
              f"{1 / measured.inference_seconds_per_example:,.0f} inferred/s)"]
     if total > LONG:
@@ -217,12 +234,4 @@ def estimate_lines(protocol: Protocol, measured: Probe, device: str, on_gpu: boo
         faster += ["a shorter protocol (al.rounds, al.query_size, trainer.max_epochs)"]
         lines.append("faster: " + ", or ".join(faster))
     return lines
-
-
-def remaining_seconds(protocol: Protocol, measured: Optional[Probe], done_rounds: int) -> Optional[float]:
-    """Seconds left after `done_rounds` rounds (0..done_rounds - 1 finished) by the probe alone, or None."""
-    if measured is None:
-        return None
-    left = round_seconds(protocol, measured)[done_rounds:]
-    return sum(left) * MARGIN if left else 0.0
 
