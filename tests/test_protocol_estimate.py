@@ -48,7 +48,7 @@ def test_a_detector_adds_its_fit_its_unlabeled_examples_and_its_cost_and_a_fit_o
 
 
 @pytest.mark.parametrize("strategy, passes, once, unlabeled, cost", [
-    ("random", 1.0, False, 0, 1.0), ("lfosa", 1.0, False, 0, 1.0), ("eaoa", 2.0, False, 0, 1.0),
+    ("random", 0.0, False, 0, 1.0), ("lfosa", 1.0, False, 0, 1.0), ("eaoa", 2.0, False, 0, 1.0),
     ("mqnet", 2.0, True, -1, 8.0), ("bual", 3.0 + 15 // 5, False, 5000, 2.0)])
 def test_what_each_strategys_detector_adds_is_read_from_its_config_and_module(strategy, passes, once, unlabeled,
                                                                                 cost):

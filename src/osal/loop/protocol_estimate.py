@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from osal.data.datamodule import PoolDataModule
 from osal.engine.fit import build_module, build_trainer
-from osal.engine.inference import inference_device
+from osal.engine.inference import inference_device, prepare_for_inference
 from osal.engine.roles import fits_once, role_config, unlabeled_examples
 from osal.loop.round_estimate import MARGIN, FitSchedule, fit_schedule
 
@@ -111,9 +111,9 @@ def inference_seconds(cfg: DictConfig, datamodule: PoolDataModule, network: torc
     """Seconds per example of one inference batch of the pool, after a warm-up pass of it."""
     device = inference_device(cfg.trainer)
     x, _, _ = next(iter(datamodule.pool_dataloader()))
-    network = network.eval().to(device)
+    network = prepare_for_inference(network, device)  # as a query runs it (eval, channels_last)
     with torch.inference_mode():
-        x = x.to(device)
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
         network.forward_features(x)
         synchronize(device)
         started = time.perf_counter()
@@ -152,7 +152,8 @@ def protocol_of(cfg: DictConfig, datamodule: PoolDataModule, with_detector: bool
     pool = datamodule.pool
     test = 0 if datamodule.known_test is None else len(datamodule.known_test)
     schedule = fit_schedule(cfg)
-    passes, unlabeled, once, cost = 1.0 + ("classifier_logits" in needs), 0, False, 1.0
+    # a strategy that needs nothing (random) runs no inference at all
+    passes, unlabeled, once, cost = (1.0 + ("classifier_logits" in needs)) if needs else 0.0, 0, False, 1.0
     if with_detector:
         module_cfg, _ = role_config(cfg, "detector")
         module = get_class(module_cfg._target_)
