@@ -5,7 +5,7 @@
 
 Each argument is one run's overrides (trainer=cpu, logger=none and a temporary run directory are added), or a
 finished run's directory. For each, the estimate is computed as `src/train.py` computes it
-(osal.loop.protocol_estimate: a probe of a few training steps, a 3-epoch Lightning fit and an inference batch,
+(osal.loop.protocol_estimate: a probe of a few training steps, a 2-epoch Lightning fit and an inference batch,
 times the protocol's schedule); then the run is made as a user makes it (a subprocess) and timed by its
 summary.json (its rounds: fits, queries, tests, records; data loading and Python start-up left out of both), or
 the finished run's rounds are read from its metrics.csv (fits and queries: a run resumed over several
