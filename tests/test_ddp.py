@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 
 import numpy as np
 import pytest
@@ -93,6 +94,8 @@ def _score_in_process(rank, world, folder):
         with open(f"{folder}/rank{rank}.json", "w") as f:
             json.dump(result, f)
         dist.barrier()  # both done before either closes its connections
+        with open(f"{folder}/rank{rank}.done", "w"):  # past the last collective: only the teardown is left
+            pass
     finally:
         dist.destroy_process_group()
 
@@ -101,7 +104,14 @@ def test_two_processes_score_the_pool_once_and_gather_exactly_what_one_process_c
     from osal.engine.inference import collect_outputs
     from osal.engine.query import query_pool
     from osal.strategies.coreset import CoresetStrategy
-    mp.start_processes(_score_in_process, args=(2, str(tmp_path)), nprocs=2, start_method="spawn")
+    try:
+        mp.start_processes(_score_in_process, args=(2, str(tmp_path)), nprocs=2, start_method="spawn")
+    except mp.ProcessExitedException as error:
+        # gloo may abort a process while it tears its group down ("terminate called without an active exception",
+        # seen on a loaded 2-core machine): tolerated only once both processes were past their last collective
+        if not all((tmp_path / f"rank{r}.done").exists() for r in range(2)):
+            raise
+        warnings.warn(f"a process aborted in gloo's teardown after the last collective ({error})")
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     datamodule, network = _data_and_network()
     alone = collect_outputs(network, datamodule, Everything(), torch.device("cpu"))

@@ -32,7 +32,9 @@ def test_piped_output_is_one_line_per_fit_and_the_round_table(tmp_path):
         (r, role) for r in range(1, 6) for role in ("detector", "classifier")]
     table = [line for line in lines if re.match(r"^\s+\d\s+\d+\s+\d+\s+\d+", line)]
     assert [int(line.split()[0]) for line in table] == [0, 1, 2, 3, 4, 5]
-    assert len(lines) == 2 + 1 + len(fits) + len(table) + 1  # set-up (2), header, fits, table, "results in"
+    # set-up (2), the estimate, header, fits, table, "results in": the probe's fit prints nothing
+    assert len(lines) == 2 + 1 + 1 + len(fits) + len(table) + 1
+    assert lines[2].startswith("estimate: the whole run (5 queries of 40, 15 epochs a fit) should take about")
     assert len(log.encode()) < 4000  # was 120 KB of redraws before
 
 

@@ -118,6 +118,7 @@ KNOBS: dict[str, Rule] = {
     # the run
     "seed": integer(0, 2**32 - 1, example=1, why="the run's seed"),
     "fresh": flag(example="true"),
+    "estimate": flag(example="false"),
     "deadline": number(0, nullable=True, example="$(( $(date +%s) + 3600 ))",
                        why="a Unix time in seconds, or null for no deadline"),
     "data_dir": text(example="data"),

@@ -12,6 +12,7 @@ from typing import Optional
 
 from omegaconf import DictConfig
 
+from osal.folders import shown
 from osal.loop.round_estimate import fit_schedule, next_round_seconds
 
 _IMPORTED = time.time()
@@ -43,7 +44,7 @@ def passed_before_start(cfg: DictConfig, output_dir: str, kept: Optional[int]) -
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(deadline)))
     holds = f"keeps rounds 0..{kept}" if kept is not None else "has no round yet"
     return (f"deadline: deadline={deadline} ({when}) had already passed when this command started, so no round "
-            f"was run; the run in {output_dir} {holds}: give a later deadline (a Unix time, e.g. "
+            f"was run; the run in {shown(output_dir)} {holds}: give a later deadline (a Unix time, e.g. "
             "$(date -d '+2 hours' +%s)) to continue it")
 
 

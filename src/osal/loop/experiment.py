@@ -29,8 +29,10 @@ from osal.folders import check_writable, exclusive_use, shown
 from osal.loop import selection_metrics as sm
 from osal.loop.data import open_set_data
 from osal.loop.deadline import passed_before_start, too_late_for
-from osal.loop.progress import RoundProgressBar, eta_seconds, fit_line, format_duration, on_terminal
+from osal.loop.progress import RoundProgressBar, fit_line, format_duration, on_terminal
+from osal.loop.protocol_estimate import estimate_lines, probe, protocol_of
 from osal.loop.query_callback import QueryCallback
+from osal.loop.round_estimate import MARGIN, fit_schedule, predicted_seconds
 from osal.loop.run_folder import composed_config, refuse_unless_ours, take_folder
 from osal.loop.validate import validate_against_data, validate_config, validate_strategy
 from osal.records.metrics import MetricsTable, table_header, table_line
@@ -172,6 +174,8 @@ class Experiment:
         log.info("%s, mismatch %s (%d known classes), strategy %s, seed %d: %d rounds of %d queries",
                  cfg.dataset.name, cfg.mismatch, split.num_known, cfg.strategy.name, self.seed, self.rounds,
                  cfg.al.query_size)
+        if loop.first_round == 0:
+            self.say_how_long(loop)
         log.info(table_header())
         if not distributed.is_main():
             return loop
@@ -180,9 +184,30 @@ class Experiment:
             log_row(loop.logger, row)
         return loop
 
+    def say_how_long(self, loop: Loop) -> None:
+        """Before round 0: how long the whole run should take here, from a probe (osal.loop.protocol_estimate);
+        past two hours, the faster ways. Not under DDP (the probe would train in one process alone)."""
+        if distributed.active() or not self.cfg.get("estimate", True):
+            return
+        with_detector = loop.strategy.query_model == "detector"
+        protocol = protocol_of(self.cfg, loop.datamodule, with_detector, tuple(loop.strategy.needs),
+                               loop.split.n_known_initial_pool)
+        measured = probe(self.cfg, loop.datamodule)
+        device = inference_device(self.cfg.trainer)
+        for line in estimate_lines(protocol, measured, "GPU" if device.type == "cuda" else "CPU",
+                                   device.type == "cuda"):
+            log.info(line)
+
+    def eta(self, loop: Loop) -> float:
+        """Seconds the rounds left should take, by the cost model fitted to this run's timed rounds (the one a
+        deadline and the campaign use: osal.loop.round_estimate); NaN when nothing is timed."""
+        with_detector = loop.strategy.query_model == "detector"
+        left = predicted_seconds(loop.table.rows, self.rounds, int(self.cfg.al.query_size), fit_schedule(self.cfg),
+                                 with_detector)
+        return sum(left) * MARGIN if left or len(loop.table.rows) > self.rounds else float("nan")
+
     def run_rounds(self, loop: Loop) -> tuple[Optional[str], Optional[str]]:
         """Rounds first_round..R; returns (why the run ended early or None, why it stopped or None)."""
-        started = time.perf_counter()
         for r in range(loop.first_round, self.rounds + 1):
             stopped = distributed.broadcast_from_main(
                 too_late_for(self.cfg, r, loop.table.rows, loop.strategy.query_model == "detector"))
@@ -194,9 +219,7 @@ class Experiment:
                 log.info(note)
                 return note, None
             row = self.run_round(loop, r)
-            eta = eta_seconds(time.perf_counter() - started, r - loop.first_round + 1,
-                              self.rounds + 1 - loop.first_round)
-            log.info("%s %7s", table_line(row), format_duration(eta))
+            log.info("%s %7s", table_line(row), format_duration(self.eta(loop)))
         return None, None
 
     def run_round(self, loop: Loop, r: int) -> dict:

@@ -38,13 +38,6 @@ class RoundProgressBar(TQDMProgressBar):
             f"{self.label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
 
 
-def eta_seconds(elapsed: float, rounds_done: int, rounds_total: int) -> float:
-    """Remaining time if every remaining round costs what the finished ones did on average."""
-    if rounds_done <= 0:
-        return float("nan")
-    return elapsed / rounds_done * max(rounds_total - rounds_done, 0)
-
-
 def format_duration(seconds: float) -> str:
     if seconds != seconds:  # NaN
         return "-"

@@ -130,6 +130,7 @@ class ContrastiveShiftModule(ClassifierModule):
     """
 
     role = "detector"
+    relative_step_cost = 2 * ROTATIONS  # a step trains on 8 views of each image (osal.loop.protocol_estimate)
 
     def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
                  scheduler: Optional[SchedulerFactory] = None, temperature: float = 0.5,

@@ -123,6 +123,12 @@ class BUALDetectorModule(L.LightningModule):
     """
 
     role = "detector"
+    relative_step_cost = 2.0  # two networks trained a step (osal.loop.protocol_estimate)
+
+    @staticmethod
+    def query_passes(epochs: int, check_every: int = 5) -> float:
+        """Pool passes of a query: the auxiliary network and every snapshot (osal.loop.protocol_estimate)."""
+        return 2.0 + epochs // int(check_every)  # snapshots at epochs 0, c, 2c, ... below E, and E when c divides it
 
     def __init__(self, num_known: int, network: NetworkFactory, optimizer: OptimizerFactory,
                  scheduler: Optional[SchedulerFactory] = None, check_every: int = 5) -> None:

@@ -13,7 +13,8 @@ MISSING = object()
 RESULT_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", "data.num_workers",
                   "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
                   "dataset.source.download", "cache_dir", "dataset.source.cache_dir", "deadline",
-                  "data.memory_budget", "split.source.root", "split.source.download", "split.source.cache_dir",
+                  "data.memory_budget", "estimate", "split.source.root", "split.source.download",
+                  "split.source.cache_dir",
                   # the order a campaign runs its grid in (stages added later must not refuse the runs done)
                   "campaign")
 
