@@ -156,6 +156,10 @@ KNOBS: dict[str, Rule] = {
     "model.dropout": number(0, 1, high_open=True, example=0.3),
     "model.encoder.width": integer(1, example=16),
     "model.encoder.in_channels": choice(1, 3, example=3),
+    "model.pretrained": text(nullable=True, example="ResNet18_Weights.IMAGENET1K_V1"),
+    "model.freeze": flag(example="true"),
+    "model.input_mean": Rule("numbers", nullable=True, example="[0.5, 0.5, 0.5]"),
+    "model.input_std": Rule("numbers", 0, low_open=True, nullable=True, example="[0.25, 0.25, 0.25]"),
     # optimisation
     "optimizer.lr": number(0, low_open=True, example=0.01, why="the learning rate"),
     "optimizer.momentum": number(0, 1, high_open=True, example=0.9),

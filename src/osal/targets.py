@@ -30,7 +30,7 @@ from osal.errors import ConfigError
 
 # factory functions osal's configs instantiate (every other osal target is a class of a family below)
 OSAL_FUNCTIONS = ("osal.data.split.split_open_set", "osal.models.network.build_network",
-                  "osal.models.resnet.resnet18_encoder")
+                  "osal.models.resnet.resnet18_encoder", "osal.models.frozen.frozen_features")
 EXTRA_TARGETS = "OSAL_EXTRA_TARGETS"
 TRAINERS = ("lightning.Trainer", "lightning.pytorch.Trainer", "pytorch_lightning.Trainer")
 FIX = ("use one of osal's strategies, modules, sources or networks, a torch.optim optimiser or scheduler, a "

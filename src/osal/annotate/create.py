@@ -4,6 +4,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
@@ -34,6 +35,8 @@ from osal.data.sources.listing import list_images
 from osal.errors import ConfigError
 from osal.folders import check_writable
 from osal.knobs import check_config
+from osal.models.frozen import check_pretrained
+from osal.models.pretrained import source_of
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,18 @@ def refuse_research_only(cfg: DictConfig) -> None:
         why = RESEARCH_ONLY.get(cfg.strategy.name, "its detector trains in a way annotation projects do not yet")
         raise AnnotationError(f"strategy={cfg.strategy.name} runs in src/train.py but not in annotation projects yet "
                               f"({why}); use strategy=lfosa_mav_ties (the default), lfosa, eoal or eaoa")
+
+
+def copy_backbone(cfg: DictConfig, staging: str) -> None:
+    """A checkpoint file given as model.pretrained goes into the project (config.yaml names it by its file name), so
+    that the project holds everything its commands read and reads nothing from outside itself."""
+    spec = cfg.model.get("pretrained")
+    if not spec or source_of(str(spec)) != "file":
+        return
+    path = os.path.expanduser(str(spec))
+    name = "backbone" + (os.path.splitext(path)[1] or ".pt")
+    shutil.copyfile(path, os.path.join(staging, name))
+    cfg.model.pretrained = name
 
 
 def check_classes(names: Iterable[str]) -> list:
@@ -134,6 +149,8 @@ def create_project(directory: Union[str, os.PathLike], image_folder: Union[str, 
     cfg = compose_config(overrides)
     build(cfg.strategy.selector)  # a bad strategy knob fails now, not at the first batch
     refuse_research_only(cfg)
+    # a missing or unreadable checkpoint, before any image is decoded
+    check_pretrained(cfg.model.get("pretrained"), bool(cfg.model.get("freeze")))
     if int(cfg.al.query_size) < 1:
         raise ConfigError(f"al.query_size={cfg.al.query_size} must be at least 1 (images per batch)")
     paths = [os.path.relpath(p, image_folder).replace(os.sep, "/") for p in list_images(image_folder)]
@@ -151,6 +168,7 @@ def create_project(directory: Union[str, os.PathLike], image_folder: Union[str, 
         mean, std = channel_stats(images)
 
     with staging_folder(directory) as staging:
+        copy_backbone(cfg, staging)
         with open(os.path.join(staging, PROJECT_FILE), "w") as f:
             json.dump({"image_folder": image_folder, "classes": class_names, "mean": list(mean), "std": list(std),
                        "paths": paths}, f, indent=1)

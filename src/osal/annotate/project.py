@@ -14,7 +14,7 @@ import os
 from typing import Optional, Union
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from osal.annotate.project_files import UNKNOWN_NAME, check_images, read_config, read_description
 from osal.annotate.project_state import read_state
@@ -24,6 +24,7 @@ from osal.data.active_pool import ActivePool
 from osal.data.datamodule import PoolDataModule
 from osal.errors import OsalError
 from osal.knobs import check_config
+from osal.models.pretrained import source_of
 from osal.stored import DamagedFileError
 
 PROJECT_FILE, CONFIG_FILE, IMAGES_FILE, STATE_FILE = "project.json", "config.yaml", "pool_images.npy", "state.npz"
@@ -53,6 +54,7 @@ class Project:
         self.image_folder, self.paths = info["image_folder"], list(info["paths"])
         self.class_names, self.mean, self.std = list(info["classes"]), info["mean"], info["std"]
         self.cfg = read_config(self.path(CONFIG_FILE))
+        place_backbone(self.cfg, self.directory, self.path(CONFIG_FILE))
         # config.yaml is the project's to edit: a bad value is named before any work
         check_config(self.cfg, one_process=True, source=self.path(CONFIG_FILE))
         channels = int(self.cfg.dataset.channels)
@@ -116,12 +118,15 @@ class Project:
         if data_cfg.get("_target_") == LEGACY_DATAMODULE:  # a project created before osal's pool had its own class
             data_cfg = OmegaConf.merge(data_cfg, {"_target_": "osal.data.datamodule.PoolDataModule"})
         factory = build(data_cfg)
+        features = factory.keywords.get("features")
+        if features is not None:  # model.freeze: the features are kept in the project
+            features.cache_dir = self.directory  # its features/ folder
         if images is None:
             # memory-mapped: a pool beyond data.memory_budget is read a batch at a time, a smaller one copied in
             return factory(images=lambda: np.load(self.path(IMAGES_FILE), mmap_mode="r"), pool=self.pool,
-                           mean=self.mean,
-                           std=self.std)
-        return factory(images=images, pool=new_state(len(images), self.num_known)[0], mean=self.mean, std=self.std)
+                           mean=self.mean, std=self.std, features=features)
+        return factory(images=images, pool=new_state(len(images), self.num_known)[0], mean=self.mean, std=self.std,
+                       features=features)
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, rng: Optional[np.random.Generator] = None) -> None:
@@ -129,6 +134,20 @@ class Project:
             self.rng_state = rng.bit_generator.state
         write_state(self.directory, self.pool, self.known_probability, self.batches, self.rng_state,
                     self.strategy_state)
+
+
+def place_backbone(cfg: DictConfig, directory: str, source: str) -> None:
+    """A project's pretrained checkpoint lies in the project (`annotate.py init` copies it there) and config.yaml
+    names it by its file name: read it from there, and from nowhere outside the project."""
+    spec = OmegaConf.select(cfg, "model.pretrained")
+    if not spec or source_of(str(spec)) != "file":
+        return
+    name = str(spec)
+    if os.path.basename(name) != name or name in (".", ".."):
+        raise DamagedFileError(f"{source}: model.pretrained={name} lies outside the project; a project's backbone is "
+                               f"a file in its directory (init copies it there): name that file, or restore "
+                               "config.yaml from a good copy of the project")
+    OmegaConf.update(cfg, "model.pretrained", os.path.join(directory, name))
 
 
 def write_state(directory: str, pool: ActivePool, known_probability: np.ndarray, batches: list[dict],

@@ -5,13 +5,12 @@ from is the caller's business (the research loop's OpenSetSplit, an annotation p
 """
 
 import logging
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence, Union
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torchvision.transforms import v2
 
 from osal.data.active_pool import ActivePool
 from osal.data.batch_augment import BatchAugment
@@ -21,6 +20,12 @@ from osal.data.shares import contiguous_share
 from osal.data.transforms import test_transform, train_transform
 from osal.errors import ConfigError
 from osal.knobs import batch_per_process
+
+
+class Embedder(Protocol):
+    """What turns images into frozen features (osal.models.frozen.FrozenFeatures is one)."""
+
+    def embed(self, images: np.ndarray, mean: Sequence[float], std: Sequence[float], what: str) -> np.ndarray: ...
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,8 @@ class PoolDataModule(L.LightningDataModule):
             RAM). A larger split is read a batch at a time (osal.data.image_rows), from the decode cache's
             file without its pages staying resident, the batched pipeline gathering each training batch in
             the loader (its `num_workers` read ahead) instead of from one tensor on the device.
+        features: a frozen backbone (osal.models.frozen, `model.freeze=true`): the images are embedded through
+            it once at setup and the loaders hand out (B, D) features, neither augmented nor normalised again.
 
     Under DDP (a Trainer with several processes) each process trains on its DistributedSampler share with
     batch_size / processes examples a step, so a step still sees `batch_size` examples as on one device, and
@@ -61,7 +68,7 @@ class PoolDataModule(L.LightningDataModule):
                  std: Optional[Sequence[float]] = None, augment: Optional[Mapping[str, Any]] = None,
                  batch_size: int = 128, inference_batch_size: int = 1024, num_workers: int = 0,
                  pin_memory: bool = False, pipeline: str = "batched", seed: int = 0,
-                 memory_budget: Optional[float] = None) -> None:
+                 memory_budget: Optional[float] = None, features: Optional[Embedder] = None) -> None:
         super().__init__()
         if pipeline not in self.PIPELINES:
             raise ConfigError(f"data.pipeline={pipeline!r} is not one of {', '.join(self.PIPELINES)}; "
@@ -90,6 +97,7 @@ class PoolDataModule(L.LightningDataModule):
         self._device_images = None  # (device, the training images there): moved once, reused every batch
         self.train_images = None
         self.test_images = self.test_labels = self.known_test = None
+        self.features = features
 
     # -- set-up ----------------------------------------------------------------------
     def setup(self, stage: Optional[str] = None) -> None:
@@ -100,17 +108,18 @@ class PoolDataModule(L.LightningDataModule):
         if images.ndim != 4 or len(images) != len(self.pool):
             raise ValueError(f"the pool has {len(self.pool)} entries but the images array has shape {images.shape}")
         self.image_size, self.channels = images.shape[1], images.shape[3]
-        held = self._held("pool", images)
+        held = self._held("pool", images) if self.features is None else images
         if self.mean is None or self.std is None:  # read through `held` beyond the budget: no pages kept resident
-            self.mean, self.std = channel_stats(images if torch.is_tensor(held) else held)
+            self.mean, self.std = channel_stats(held if isinstance(held, (np.ndarray, ImageRows)) else images)
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ConfigError(f"dataset.mean/std have {len(self.mean)}/{len(self.std)} values but the images have "
                               f"{self.channels} channel(s); give one value per channel or null to compute them")
-        self.train_images = held
+        self.train_images = held if self.features is None else self._embedded("pool", images)
         self._images = None  # the tensor is the one copy kept
         test_images, test_labels = self._test
         if test_images is not None:
-            self.test_images = self._held("test", np.asarray(test_images))
+            self.test_images = (self._held("test", np.asarray(test_images)) if self.features is None else
+                                self._embedded("test", np.asarray(test_images)))
             self.test_labels = np.asarray(test_labels)
             self.known_test = np.flatnonzero(self.test_labels < self.num_known)
             self._test = None
@@ -125,6 +134,15 @@ class PoolDataModule(L.LightningDataModule):
         log.info("the %s images (%.2f GB decoded) exceed data.memory_budget (%.2f GB): %s a batch at a time",
                  split, images.nbytes / 1e9, self.memory_budget / 1e9, where)
         return rows
+
+    def _embedded(self, split: str, images: np.ndarray) -> torch.Tensor:
+        """The frozen backbone's (N, D) features of a split's images (read from the cache when it has them)."""
+        return torch.from_numpy(self.features.embed(images, self.mean, self.std, f"{split} images"))
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the loaders hand out frozen features instead of images."""
+        return self.features is not None
 
     @property
     def images_in_memory(self) -> bool:
@@ -197,7 +215,7 @@ class PoolDataModule(L.LightningDataModule):
     def batch_augment(self) -> BatchAugment:
         """The batched counterpart of `train_transform` (built once: it keeps its constants on the device)."""
         if self._batch_augment is None:
-            self._batch_augment = BatchAugment(self.mean, self.std, **self.augment)
+            self._batch_augment = unchanged if self.frozen else BatchAugment(self.mean, self.std, **self.augment)
         return self._batch_augment
 
     def _inference_loader(self, images: torch.Tensor, targets: np.ndarray, indices: np.ndarray) -> DataLoader:
@@ -206,11 +224,11 @@ class PoolDataModule(L.LightningDataModule):
         return DataLoader(batches, batch_size=None, shuffle=False, num_workers=self.num_workers,
                           pin_memory=self.pin_memory)
 
-    def train_transform(self) -> v2.Compose:
-        return train_transform(self.image_size, self.mean, self.std, **self.augment)
+    def train_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return unchanged if self.frozen else train_transform(self.image_size, self.mean, self.std, **self.augment)
 
-    def test_transform(self) -> v2.Compose:
-        return test_transform(self.mean, self.std)
+    def test_transform(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return unchanged if self.frozen else test_transform(self.mean, self.std)
 
     def train_dataloader(self) -> DataLoader:
         """Labeled examples with their class; for a fit `begin_fit` set `with_invalid`, invalid ones as class K,
@@ -246,6 +264,11 @@ class PoolDataModule(L.LightningDataModule):
                               "on data of your own")
         known = share_of(self.known_test, self.processes())
         return self._inference_loader(self.test_images, self.test_labels[known], known)
+
+
+def unchanged(x: torch.Tensor, *_: Any) -> torch.Tensor:
+    """Frozen features need no transform and no augmentation."""
+    return x
 
 
 def share_of(indices: np.ndarray, part: Optional[tuple[int, int]]) -> np.ndarray:

@@ -23,6 +23,12 @@ def prepare_for_inference(network: torch.nn.Module, device: torch.device) -> tor
     return network.eval().to(device, memory_format=torch.channels_last)
 
 
+def inference_batch(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on `device` as the network reads it: images channels_last, frozen features (B, D) as they are."""
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x.contiguous()
+
+
 @torch.inference_mode()
 def run_network(network: torch.nn.Module, loader: DataLoader, device: torch.device, want_features: bool = False,
                 mc_samples: int = 0, mc_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> dict:
@@ -34,7 +40,7 @@ def run_network(network: torch.nn.Module, loader: DataLoader, device: torch.devi
     network = prepare_for_inference(network, device)
     parts = {"indices": [], "targets": [], "logits": [], "features": [], "mc_probabilities": [], "mc_scores": []}
     for x, y, index in loader:
-        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        x = inference_batch(x, device)
         features, logits = network.forward_features(x)
         parts["indices"].append(index)
         parts["targets"].append(y)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from osal.data.datamodule import PoolDataModule
 from osal.engine.fit import build_module, build_trainer
-from osal.engine.inference import inference_device, prepare_for_inference
+from osal.engine.inference import inference_batch, inference_device, prepare_for_inference
 from osal.engine.roles import fits_once, role_config, unlabeled_examples
 from osal.loop.round_estimate import MARGIN, FitSchedule, fit_schedule
 
@@ -115,7 +115,7 @@ def inference_seconds(cfg: DictConfig, datamodule: PoolDataModule, network: torc
     x = next(iter(datamodule.pool_dataloader()))[0][:INFERENCE_ROWS]
     network = prepare_for_inference(network, device)  # as a query runs it (eval, channels_last)
     with torch.inference_mode():
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        x = inference_batch(x, device)
         network.forward_features(x)
         synchronize(device)
         started = time.perf_counter()

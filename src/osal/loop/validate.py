@@ -6,6 +6,7 @@ from osal.data.open_set import check_init_percent, check_mismatch, check_opennes
 from osal.data.split import OpenSetSplit
 from osal.errors import ConfigError
 from osal.knobs import check_config
+from osal.models.frozen import check_pretrained
 from osal.strategies.base import Strategy, check_query_model
 
 
@@ -18,6 +19,8 @@ def validate_config(cfg: DictConfig) -> None:
         num_known_classes(cfg.mismatch, int(cfg.dataset.num_classes))
     check_openness(cfg.get("openness"))
     check_init_percent(cfg.al.init_percent)
+    model = cfg.get("model") or {}
+    check_pretrained(model.get("pretrained"), bool(model.get("freeze")))
 
 
 def validate_against_data(cfg: DictConfig, split: OpenSetSplit) -> None:

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from osal.models.frozen import FeatureInput
 from osal.models.modules import ClassifierModule, NetworkFactory, OptimizerFactory, SchedulerFactory
 from osal.models.network import Network
 
@@ -24,6 +25,10 @@ class ContrastiveShiftNetwork(nn.Module):
 
     `forward_features` gives (SimCLR projection, rotation logits): the projection is what MQNet's purity reads.
     The Network's own head is not trained (the official linear head is fit apart, for evaluation only).
+
+    On frozen features (model.freeze=true: the encoder is a FeatureInput) no image can be rotated or augmented:
+    the pretrained backbone's features stand in for CSI's projection, and nothing is trained (MQNet's purity
+    is then the cosine similarity in the backbone's feature space).
     """
 
     def __init__(self, network: Network, simclr_dim: int = 128) -> None:
@@ -37,8 +42,14 @@ class ContrastiveShiftNetwork(nn.Module):
     def channels_last(self) -> Optional[bool]:
         return getattr(self.network, "channels_last", None)
 
+    @property
+    def on_frozen_features(self) -> bool:
+        return isinstance(self.network.encoder, FeatureInput)
+
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.network.forward_features(x)[0]
+        if self.on_frozen_features:
+            return features, self.shift(features)
         return self.simclr(features), self.shift(features)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,6 +181,8 @@ class ContrastiveShiftModule(ClassifierModule):
         return pair.contiguous(memory_format=self._memory_format), rotations
 
     def batch_loss(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        if self.net.on_frozen_features:  # the backbone's features are the projection: nothing to learn
+            return self.net.shift.weight.sum() * 0.0
         pair, rotations = self.views(x)
         projection, shift = self.net.heads(pair)
         projection = F.normalize(projection.float(), dim=1)

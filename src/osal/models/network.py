@@ -1,9 +1,13 @@
 """Encoder + linear head; the head may pass through a low-dimensional bottleneck."""
 
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
+
+from osal.errors import ConfigError
+from osal.models.frozen import FeatureInput
+from osal.models.pretrained import PretrainedEncoder, load_backbone
 
 
 class Network(nn.Module):
@@ -46,8 +50,15 @@ class Network(nn.Module):
 
 def build_network(encoder: Callable[[], nn.Module], num_outputs: int, bottleneck_dim: Optional[int] = None,
                   dropout: float = 0.0, compile: bool = False,
-                  compile_options: Optional[Mapping[str, Any]] = None, channels_last: Optional[bool] = None) -> Network:
+                  compile_options: Optional[Mapping[str, Any]] = None, channels_last: Optional[bool] = None,
+                  pretrained: Optional[str] = None, freeze: bool = False,
+                  input_mean: Optional[Sequence[float]] = None, input_std: Optional[Sequence[float]] = None) -> Network:
     """`encoder` is a zero-argument factory (a Hydra partial), so every call builds fresh weights.
+
+    pretrained: the encoder starts from these weights (osal.models.pretrained: a checkpoint of `encoder`, a
+    torchvision weights name, timm:<name>), fed images normalised with `input_mean`/`input_std` (the dataset's),
+    resized and normalised as the weights expect. freeze: the network is a head on the frozen backbone's
+    features (osal.models.frozen), which the datamodule computes once.
 
     channels_last: the memory format the network trains in (True, False, or None: channels_last on CUDA only);
     the module reads it as `network.channels_last` when its fit starts.
@@ -56,11 +67,26 @@ def build_network(encoder: Callable[[], nn.Module], num_outputs: int, bottleneck
     state-dict keys stay the same); `compile_options` are its keyword arguments (mode, backend, ...).
     Training calls the compiled forward; inference reads features through `forward_features`, eagerly.
     """
-    network = Network(encoder(), num_outputs, bottleneck_dim=bottleneck_dim, dropout=dropout)
-    network.channels_last = channels_last
+    if freeze:  # a head on features: the datamodule embedded the images once through the frozen backbone
+        if not pretrained:
+            raise ConfigError("model.freeze=true needs model.pretrained (frozen random weights give no useful "
+                              "features); give a checkpoint file, a torchvision weights name or timm:<model>")
+        width = load_backbone(pretrained, encoder, _channels_of(encoder)).out_dim
+        network = Network(FeatureInput(width), num_outputs, bottleneck_dim=bottleneck_dim, dropout=dropout)
+        network.channels_last = False  # features are (B, D): no memory format to choose
+    else:
+        body = (PretrainedEncoder(load_backbone(pretrained, encoder, _channels_of(encoder)), input_mean, input_std)
+                if pretrained else encoder())
+        network = Network(body, num_outputs, bottleneck_dim=bottleneck_dim, dropout=dropout)
+        network.channels_last = channels_last
     if compile:
         network.compile(**dict(compile_options or {}))
     return network
+
+
+def _channels_of(encoder: Callable[[], nn.Module]) -> int:
+    """The data's channels, as the encoder factory was configured with them."""
+    return int(getattr(encoder, "keywords", {}).get("in_channels", 3))
 
 
 class OneVsAllNetwork(nn.Module):

@@ -14,14 +14,17 @@ RESULT_NEUTRAL = ("fresh", "logger", "data_dir", "trainer.enable_progress_bar", 
                   "data.pin_memory", "data.inference_batch_size", "al.rounds", "dataset.source.root",
                   "dataset.source.download", "cache_dir", "dataset.source.cache_dir", "deadline",
                   "data.memory_budget", "estimate", "split.source.root", "split.source.download",
-                  "split.source.cache_dir",
+                  "split.source.cache_dir", "data.features.cache_dir",
                   # the order a campaign runs its grid in (stages added later must not refuse the runs done)
                   "campaign")
 
 # knobs added after runs were recorded, with the value that computes what those runs computed: a saved config
 # without the key resumes under that value
+# (UNUSED_BEFORE: a setting read only when a knob added with it is set, so any value agrees with an older run)
+UNUSED_BEFORE = "(unused by runs recorded before it existed)"
 ADDED_LATER = {"trainer.strategy": "auto", "trainer.num_nodes": 1, "trainer.sync_batchnorm": True,
-               "trainer.max_steps": -1, "model.channels_last": None}
+               "trainer.max_steps": -1, "model.channels_last": None, "model.pretrained": None, "model.freeze": False,
+               "model.input_mean": UNUSED_BEFORE, "model.input_std": UNUSED_BEFORE, "data.features": UNUSED_BEFORE}
 
 # what a run directory's name already says (conf/hydra/default.yaml: run.dir and sweep.subdir)
 NAMED_IN_DIRECTORY = ("dataset", "mismatch", "strategy", "seed")
@@ -41,7 +44,7 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list:
         name = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, name + ".")
-        elif a != b and not (key not in saved and ADDED_LATER.get(name, MISSING) == b):
+        elif a != b and not (key not in saved and ADDED_LATER.get(name, MISSING) in (b, UNUSED_BEFORE)):
             diffs.append(name)
     return diffs
 
