@@ -71,7 +71,9 @@ def test_past_two_hours_the_faster_ways_are_named():
     assert lines[0].startswith("estimate: the whole run (10 queries of 1,000, 100 epochs a fit) should take about")
     assert "about 39.3 h on this machine's CPU (probe: 100 training images/s, 1,000 inferred/s)" in lines[0]
     assert lines[1] == ("faster: trainer=gpu on a machine with a GPU, or a shorter protocol (al.rounds, "
-                        "al.query_size, trainer.max_epochs)")
+                        "al.query_size, trainer.max_epochs), or frozen features of a pretrained backbone "
+                        "(model.pretrained=... model.freeze=true)")
+    assert "model.freeze" not in estimate_lines(slow, PROBE, "CPU", on_gpu=False, frozen=True)[1]
     assert "trainer=gpu" not in estimate_lines(slow, PROBE, "GPU", on_gpu=True)[1]
     quick = Protocol(rounds=1, query_size=10, initial=10, pool=100, test=10, schedule=FitSchedule(1),
                      with_detector=False)

@@ -195,7 +195,7 @@ class Experiment:
         measured = probe(self.cfg, loop.datamodule)
         device = inference_device(self.cfg.trainer)
         for line in estimate_lines(protocol, measured, "GPU" if device.type == "cuda" else "CPU",
-                                   device.type == "cuda"):
+                                   device.type == "cuda", frozen=loop.datamodule.frozen):
             log.info(line)
 
     def eta(self, loop: Loop) -> float:

@@ -222,8 +222,9 @@ def describe(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def estimate_lines(protocol: Protocol, measured: Probe, device: str, on_gpu: bool) -> list[str]:
-    """What a run says before round 0: the estimate, and past LONG the faster ways."""
+def estimate_lines(protocol: Protocol, measured: Probe, device: str, on_gpu: bool, frozen: bool = False) -> list[str]:
+    """What a run says before round 0: the estimate, and past LONG the faster ways (`frozen`: the run already
+    trains heads on frozen features)."""
     low, total = estimate_range(protocol, measured)
     about = describe(total)
     if describe(low) != about:
@@ -235,6 +236,8 @@ def estimate_lines(protocol: Protocol, measured: Probe, device: str, on_gpu: boo
     if total > LONG:
         faster = [] if on_gpu else ["trainer=gpu on a machine with a GPU"]
         faster += ["a shorter protocol (al.rounds, al.query_size, trainer.max_epochs)"]
+        if not frozen:
+            faster += ["frozen features of a pretrained backbone (model.pretrained=... model.freeze=true)"]
         lines.append("faster: " + ", or ".join(faster))
     return lines
 
