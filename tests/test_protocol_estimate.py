@@ -127,3 +127,27 @@ def test_the_range_runs_from_queries_as_mixed_as_the_pool_to_every_query_known_c
     unknown = Protocol(**{**protocol.__dict__, "known_in_pool": None})
     low, high = estimate_range(unknown, PROBE)
     assert low == high == pytest.approx(whole_run_seconds(unknown, PROBE))
+
+
+def test_a_campaign_status_estimates_runs_not_started_from_their_protocol():
+    """A run not started yet is estimated from its own protocol (its strategy's detector: MQNet's CSI trains on
+    every image at 8 views a step, once; LfOSA's on the labeled and invalid sets every round) on the pool a
+    started run of the same data shows, at the images/s of the runs of its dataset."""
+    from osal.campaign.progress import Progress, fill_unknown, protocol
+    from osal.loop.protocol_estimate import protocol_of_sizes, training_work
+    base = ["dataset=mnist", "al.rounds=4", "al.query_size=500", "trainer.max_epochs=2"]
+    configs = {s: compose_config(base + [f"strategy={s}"]) for s in ("lfosa", "mqnet", "random")}
+    started = Progress("lfosa_seed1", 3, 5, False, 1000.0, 5e4, 5e4, 50.0, 10.0, sizes=(120, 59880, 11000))
+    waiting = {s: Progress(f"{s}_seed2", 0, 5, False, None, 0.0, None, None, None) for s in configs}
+    progress = [started, *waiting.values()]
+    fill_unknown(progress, [protocol(configs["lfosa"])] + [protocol(configs[s]) for s in waiting])
+    lfosa = protocol_of_sizes(configs["lfosa"], 120, 59880, 0, True, ("logits",), 11000)
+    assert waiting["lfosa"].work_left == pytest.approx(training_work(lfosa))
+    assert waiting["lfosa"].seconds_left == pytest.approx(training_work(lfosa) / 1000.0)
+    # MQNet's CSI fit on all 60,000 images at 8 views outweighs LfOSA's detector fits; random has no detector
+    assert waiting["mqnet"].seconds_left > 3 * waiting["lfosa"].seconds_left
+    assert waiting["random"].seconds_left < waiting["lfosa"].seconds_left
+    # a dataset none of whose runs has shown a speed stays unknown
+    other = Progress("cifar", 0, 5, False, None, 0.0, None, None, None)
+    fill_unknown([other], [protocol(compose_config(["dataset=cifar10_cpu", "strategy=lfosa"]))])
+    assert other.seconds_left is None

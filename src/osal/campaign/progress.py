@@ -6,8 +6,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from osal.loop.protocol_estimate import protocol_of_sizes, training_work
 from osal.loop.round_estimate import (
     example_epochs,
     fit_schedule,
@@ -34,6 +36,7 @@ class Progress:
     work_left: float  # example-epochs of the rounds still to run; None before any round
     seconds_left: float  # for the rounds still to run; None if unknown
     next_round_seconds: float  # None if unknown
+    sizes: Optional[tuple] = None  # (labeled at the start, unlabeled pool, knowns in it or None), once started
 
 
 def run_dir(campaign_dir: Union[str, os.PathLike], name: str) -> str:
@@ -74,7 +77,10 @@ def protocol(cfg: DictConfig) -> dict:
     """What the estimates need of a run's config."""
     schedule = fit_schedule(cfg)
     return {"rounds": int(cfg.al.rounds), "query_size": int(cfg.al.query_size), "epochs": schedule,
-            "with_detector": bool(cfg.strategy.get("detector")), "dataset": str(cfg.dataset.name),
+            "with_detector": bool(cfg.strategy.get("detector")), "dataset": str(cfg.dataset.name), "cfg": cfg,
+            # runs on the same pool: what a started run's sizes say of one not started yet
+            "data": (str(cfg.dataset.name), float(cfg.mismatch), float(cfg.al.init_percent),
+                     bool(cfg.al.get("init_stratified")), cfg.get("openness")),
             "like": (str(cfg.dataset.name), float(cfg.mismatch), float(cfg.al.init_percent), int(cfg.al.rounds),
                      int(cfg.al.query_size), schedule, bool(cfg.strategy.get("detector")))}
 
@@ -88,30 +94,53 @@ def read_progress(campaign_dir: Union[str, os.PathLike], name: str, cfg: DictCon
     finished = is_finished(directory) and (len(rows) >= p["rounds"] + 1 or ended_early(directory))
     if not rows:
         return Progress(name, 0, p["rounds"] + 1, finished, None, 0.0, None, None, None)
+    sizes = pool_sizes(rows)
     per_example_epoch = seconds_per_example_epoch(rows, p["epochs"], p["with_detector"])
     done = sum(example_epochs(row, rows[i - 1] if i else None, p["epochs"], p["with_detector"])
                for i, row in enumerate(rows))
     args = (rows, p["rounds"], p["query_size"], p["epochs"], p["with_detector"])
     left = [] if finished else [w.example_epochs for w in predicted_rounds(*args)]
     if per_example_epoch is None:
-        return Progress(name, len(rows), p["rounds"] + 1, finished, None, done, sum(left), None, None)
+        return Progress(name, len(rows), p["rounds"] + 1, finished, None, done, sum(left), None, None, sizes)
     seconds = [] if finished else predicted_seconds(*args)
     return Progress(name, len(rows), p["rounds"] + 1, finished, 1.0 / per_example_epoch, done, sum(left),
-                    sum(seconds), None if finished else next_round_seconds(*args))
+                    sum(seconds), None if finished else next_round_seconds(*args), sizes)
+
+
+def pool_sizes(rows: list) -> tuple:
+    """(labeled at the start, the unlabeled pool, the knowns in it where a round says: queried knowns / recall)."""
+    first, last = rows[0], rows[-1]
+    found = sum(int(r.get("queried_known") or 0) for r in rows[1:])
+    recall = float(last.get("recall") or 0.0)
+    known = round(found / recall) if recall > 0 else None
+    return int(first["n_labeled"]), int(first["n_unlabeled"]), known
 
 
 def fill_unknown(progress: list, protocols: list) -> None:
-    """Runs not started yet take their work from a started run of the same protocol (dataset, mismatch,
-    initial set, rounds, batch, epochs, detector or not) and their rate from the median of the runs of
-    their dataset."""
-    rates, work = {}, {}
+    """Runs not started yet: their work is the estimate of their protocol (osal.loop.protocol_estimate: the
+    schedule of fits, their strategy's detector with its training set and step cost) on the pool a started run of
+    the same data shows, or, without one, that of a started run of the same protocol; their rate is the median of
+    the runs of their dataset."""
+    rates, work, sizes = {}, {}, {}
     for pr, p in zip(progress, protocols):
         if pr.rate:
             rates.setdefault(p["dataset"], []).append(pr.rate)
             work.setdefault(p["like"], pr.work_done + (pr.work_left or 0.0))
+        if pr.sizes:
+            sizes.setdefault(p["data"], pr.sizes)
     for pr, p in zip(progress, protocols):
-        if pr.rounds_done == 0 and not pr.finished and p["like"] in work and rates.get(p["dataset"]):
-            pr.seconds_left = work[p["like"]] / statistics.median(rates[p["dataset"]])
+        if pr.rounds_done or pr.finished or not rates.get(p["dataset"]):
+            continue
+        if p["data"] in sizes:
+            initial, pool, known = sizes[p["data"]]
+            needs = tuple(getattr(get_class(p["cfg"].strategy.selector._target_), "needs", ("logits",)))
+            estimate = protocol_of_sizes(p["cfg"], initial, pool, 0, p["with_detector"], needs, known)
+            pr.work_left = training_work(estimate)
+        elif p["like"] in work:
+            pr.work_left = work[p["like"]]
+        else:
+            continue
+        pr.seconds_left = pr.work_left / statistics.median(rates[p["dataset"]])
 
 
 def format_table(progress: list, slots: int, device: Optional[str], on_gpu: bool) -> str:

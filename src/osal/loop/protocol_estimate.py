@@ -153,6 +153,13 @@ def protocol_of(cfg: DictConfig, datamodule: PoolDataModule, with_detector: bool
     (`relative_step_cost` of the module class) and the pool passes of its query (`query_passes(epochs)`)."""
     pool = datamodule.pool
     test = 0 if datamodule.known_test is None else len(datamodule.known_test)
+    return protocol_of_sizes(cfg, len(pool.labeled), len(pool.unlabeled), test, with_detector, needs, known_in_pool)
+
+
+def protocol_of_sizes(cfg: DictConfig, initial: int, pool: int, test: int, with_detector: bool, needs: tuple,
+                      known_in_pool: Optional[int] = None) -> Protocol:
+    """The protocol of `cfg` on a pool of these sizes (what a campaign's status reads from a started run of the
+    same data, for runs not started yet)."""
     schedule = fit_schedule(cfg)
     # a strategy that needs nothing (random) runs no inference at all
     passes, unlabeled, once, cost = (1.0 + ("classifier_logits" in needs)) if needs else 0.0, 0, False, 1.0
@@ -165,8 +172,19 @@ def protocol_of(cfg: DictConfig, datamodule: PoolDataModule, with_detector: bool
             passes += query_passes(schedule.epochs, **{k: module_cfg[k] for k in ("check_every",) if k in module_cfg})
             passes -= 1.0
         unlabeled, once = unlabeled_examples(cfg, "detector"), fits_once(cfg, "detector")
-    return Protocol(int(cfg.al.rounds), int(cfg.al.query_size), len(pool.labeled), len(pool.unlabeled), test,
+    return Protocol(int(cfg.al.rounds), int(cfg.al.query_size), int(initial), int(pool), int(test),
                     schedule, with_detector, passes, unlabeled, once, cost, known_in_pool)
+
+
+TRAINING_ONLY = Probe(train_seconds_per_example=1.0, inference_seconds_per_example=0.0)
+
+
+def training_work(protocol: Protocol) -> float:
+    """The whole run's training example-epochs, a detector's weighted by its step cost, halfway between queries as
+    mixed as the pool and every query known (the unit a campaign's status divides by the images/s its runs show)."""
+    low, high = (whole_run_seconds(protocol, TRAINING_ONLY, share) / MARGIN for share in (
+        protocol.known_in_pool / protocol.pool if protocol.known_in_pool is not None and protocol.pool else 1.0, 1.0))
+    return (low + high) / 2
 
 
 def fit_seconds(schedule: FitSchedule, examples: float, measured: Probe) -> float:
