@@ -302,3 +302,40 @@ def test_an_annotation_project_suggests_from_frozen_features_of_a_backbone_it_ke
     (directory / CONFIG_FILE).write_text(text)
     with pytest.raises(DamagedFileError, match=r"model.pretrained=../mine.pt lies outside the project"):
         Project(directory)
+
+
+# -- runs recorded before these knobs existed --------------------------------------------------------
+def without_new_knobs(config):
+    """A resolved config as runs recorded before model.pretrained/model.freeze saved it: the knobs absent from the
+    model config and every copy of it, and no data.features."""
+    import copy
+    old = copy.deepcopy(config)
+    old["data"].pop("features")
+
+    def strip(node):
+        if isinstance(node, dict):
+            if "encoder" in node and "bottleneck_dim" in node:  # a model config, or a copy of it
+                for key in ("pretrained", "freeze", "input_mean", "input_std"):
+                    node.pop(key, None)
+            for value in node.values():
+                strip(value)
+    strip(old)
+    return old
+
+
+def test_runs_recorded_before_the_backbone_knobs_resume_and_count_as_copies():
+    from omegaconf import OmegaConf
+
+    from osal.records.settings import differences_that_matter
+    from osal.report.duplicates import result_settings
+    now = OmegaConf.to_container(compose_config(FAST + ["dataset=mnist", "strategy=lfosa"]), resolve=True)
+    before = without_new_knobs(now)
+    assert "freeze" not in before["classifier"]["network"] and "freeze" in now["classifier"]["network"]
+    assert differences_that_matter(before, now) == []
+    assert result_settings(before) == result_settings(now)
+    # a frozen run is another run, and so is one that starts from weights
+    frozen = OmegaConf.to_container(compose_config(FAST + ["dataset=mnist", "strategy=lfosa", "model.freeze=true",
+                                                           "model.pretrained=w.pt"]), resolve=True)
+    assert {"model.freeze", "model.pretrained", "classifier.network.freeze"} <= set(
+        differences_that_matter(before, frozen))
+    assert result_settings(before) != result_settings(frozen)

@@ -35,6 +35,20 @@ def directory_name_exclusions() -> list:
     return list(NAMED_IN_DIRECTORY) + list(RESULT_NEUTRAL)
 
 
+def added_later(name: str) -> object:
+    """The value that computes what a run recorded before the knob `name` existed computed (UNUSED_BEFORE: any
+    value does), or MISSING for a knob that always existed. A copy of the model config (classifier.network,
+    strategy.detector.module.network, ...) has the model's knobs."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):  # a setting inside one added later (data.features.freeze)
+        found = ADDED_LATER.get(".".join(parts[:end]), MISSING)
+        if found is not MISSING and (end == len(parts) or found == UNUSED_BEFORE):
+            return found
+    if len(parts) >= 2 and parts[-2] == "network":
+        return ADDED_LATER.get("model." + parts[-1], MISSING)
+    return MISSING
+
+
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list:
     """Dotted keys whose values differ between two nested config dicts."""
     keys = set(saved) | set(current)
@@ -44,7 +58,7 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list:
         name = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += config_differences(a, b, name + ".")
-        elif a != b and not (key not in saved and ADDED_LATER.get(name, MISSING) in (b, UNUSED_BEFORE)):
+        elif a != b and not (key not in saved and added_later(name) in (b, UNUSED_BEFORE)):
             diffs.append(name)
     return diffs
 

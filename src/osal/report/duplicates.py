@@ -7,7 +7,7 @@ seed, the same settings); averaged as two runs it would count one result twice a
 import json
 from collections import defaultdict
 
-from osal.records.settings import ADDED_LATER, UNUSED_BEFORE, is_result_neutral
+from osal.records.settings import UNUSED_BEFORE, added_later, is_result_neutral
 
 NEUTRAL = "(changes no result)"
 
@@ -32,11 +32,9 @@ def blank_result_neutral(config: dict, prefix: str = "") -> dict:
 
 def result_settings(config: dict) -> str:
     """A resolved config of blank_result_neutral as text, equal for two copies of one run."""
-    flat = dict(ADDED_LATER)  # a run recorded before such a knob existed computed what its default computes
-    flat.update(_flatten(config))
-    # a setting read only with a later knob (model.input_mean with model.pretrained) tells no copies apart
-    unused = [k for k, v in ADDED_LATER.items() if v == UNUSED_BEFORE]
-    flat = {k: v for k, v in flat.items() if not any(k == u or k.startswith(u + ".") for u in unused)}
+    # a run recorded before a knob existed computed what its default computes: a knob at that default (or one
+    # read only with a later knob, as model.input_mean with model.pretrained) tells no copies apart
+    flat = {k: v for k, v in _flatten(config).items() if added_later(k) not in (v, UNUSED_BEFORE)}
     return json.dumps(flat, sort_keys=True, default=str)
 
 
