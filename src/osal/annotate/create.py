@@ -66,7 +66,7 @@ RESEARCH_ONLY = {"mqnet": "its meta-network learns from each batch's answers and
 def refuse_research_only(cfg: DictConfig) -> None:
     """A strategy that runs in `src/train.py` but not yet in an annotation project: one sentence, before any file."""
     detector = cfg.strategy.get("detector") or {}
-    if detector.get("fit_once") or detector.get("train_on_unlabeled") or cfg.strategy.name in RESEARCH_ONLY:
+    if detector.get("fit_once") or detector.get("train_on_unlabeled"):  # what MQNet's and BUAL's detectors do
         why = RESEARCH_ONLY.get(cfg.strategy.name, "its detector trains in a way annotation projects do not yet")
         raise AnnotationError(f"strategy={cfg.strategy.name} runs in src/train.py but not in annotation projects yet "
                               f"({why}); use strategy=lfosa_mav_ties (the default), lfosa, eoal or eaoa")

@@ -21,13 +21,10 @@ def role_config(cfg: DictConfig, role: str) -> tuple[DictConfig, bool]:
     config has one (annotation projects); a strategy may replace the classifier (the w/o-classifier
     ablation tests its K+1-way detector).
     """
-    if role == "detector":
-        detector = cfg.strategy.get("detector") or cfg.get("detector")
-        return detector.module, bool(detector.train_on_invalid)
-    replaced = cfg.strategy.get("classifier")
-    if replaced:
-        return replaced.module, bool(replaced.train_on_invalid)
-    return cfg.classifier, False
+    node = role_node(cfg, role)
+    if role == "classifier" and not node:
+        return cfg.classifier, False
+    return node.module, bool(node.train_on_invalid)
 
 
 def role_node(cfg: DictConfig, role: str) -> DictConfig:

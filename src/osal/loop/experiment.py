@@ -204,7 +204,8 @@ class Experiment:
         with_detector = loop.strategy.query_model == "detector"
         left = predicted_seconds(loop.table.rows, self.rounds, int(self.cfg.al.query_size), fit_schedule(self.cfg),
                                  with_detector)
-        return sum(left) * MARGIN if left or len(loop.table.rows) > self.rounds else float("nan")
+        finished = len(loop.table.rows) > self.rounds  # rounds 0..R written: nothing left, 0 s
+        return sum(left) * MARGIN if left or finished else float("nan")
 
     def run_rounds(self, loop: Loop) -> tuple[Optional[str], Optional[str]]:
         """Rounds first_round..R; returns (why the run ended early or None, why it stopped or None)."""
