@@ -339,3 +339,23 @@ def test_runs_recorded_before_the_backbone_knobs_resume_and_count_as_copies():
     assert {"model.freeze", "model.pretrained", "classifier.network.freeze"} <= set(
         differences_that_matter(before, frozen))
     assert result_settings(before) != result_settings(frozen)
+
+
+def test_an_export_of_a_frozen_project_holds_its_backbone(tmp_path):
+    from osal.annotate.create import create_project
+    from osal.annotate.export import export
+    from osal.annotate.project import Project
+
+    from annotation_helpers import DIGITS, KNOWN
+    from annotation_helpers import FAST as ANNOTATE_FAST
+    folder = tmp_path / "digits"
+    DIGITS.write_digits(str(folder), count=60, known=KNOWN, initial=2)
+    backbone = checkpoint(tmp_path, name="mine.pt")
+    directory = tmp_path / "project"
+    create_project(directory, folder / "images", list(KNOWN), folder / "initial.csv",
+                   ANNOTATE_FAST + [f"model.pretrained={backbone}", "model.freeze=true"])
+    out = Path(export(Project(directory), str(tmp_path / "export")))
+    assert (out / "models" / "backbone.pt").read_bytes() == backbone.read_bytes()
+    config = (out / "models" / "config.yaml").read_text()
+    assert "pretrained: backbone.pt" in config and str(tmp_path) not in config
+    assert "heads on the features" in (out / "models" / "model.json").read_text()

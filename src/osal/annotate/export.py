@@ -90,7 +90,12 @@ def export(project: Project, destination: Optional[str] = None) -> str:
         os.makedirs(models)
         for role in ROLES:
             shutil.copy2(model_path(project, role), os.path.join(models, f"{role}.pt"))
-        OmegaConf.save(project.cfg, os.path.join(models, "config.yaml"))
+        cfg = project.cfg.copy()
+        backbone = OmegaConf.select(cfg, "model.pretrained")
+        if backbone and os.path.isabs(str(backbone)):  # the project's own checkpoint (init copied it there)
+            shutil.copy2(str(backbone), os.path.join(models, os.path.basename(str(backbone))))
+            cfg.model.pretrained = os.path.basename(str(backbone))  # beside config.yaml, as in the project
+        OmegaConf.save(cfg, os.path.join(models, "config.yaml"))
         with open(os.path.join(models, "model.json"), "w") as f:
             json.dump(model_card(project), f, indent=1)
         written = sorted(os.path.relpath(os.path.join(d, name), staging).replace(os.sep, "/")
@@ -120,7 +125,9 @@ def model_card(project: Project) -> dict:
     return {"classes": project.class_names, "unknown": "detector output K (the last one)", "mean": project.mean,
             "std": project.std, "image_height": int(h), "image_width": int(w), "channels": int(c),
             "labels_version": project.labels_version,
-            "networks": "osal.models.network.Network state_dicts; rebuild them from config.yaml's model"}
+            "networks": "osal.models.network.Network state_dicts; rebuild them from config.yaml's model"
+                        + ("; with model.freeze they are heads on the features of the backbone model.pretrained "
+                           "names (in this folder when it is a file)" if project.cfg.model.get("freeze") else "")}
 
 
 def image_inputs(inputs: Sequence[Union[str, os.PathLike]]) -> list:
