@@ -359,3 +359,23 @@ def test_an_export_of_a_frozen_project_holds_its_backbone(tmp_path):
     config = (out / "models" / "config.yaml").read_text()
     assert "pretrained: backbone.pt" in config and str(tmp_path) not in config
     assert "heads on the features" in (out / "models" / "model.json").read_text()
+
+
+def test_the_frozen_campaign_is_the_cpu_protocol_on_the_kept_backbone():
+    """experiment=frozen_campaign: 108 runs (3 stages, seeds 1-3), each the CIFAR-10 CPU protocol of
+    experiment=cifar10_recall with heads on the kept backbone's features; the backbone loads into its encoder."""
+    from osal.campaign.grid import compose_experiment, expand
+    from osal.models.pretrained import load_backbone
+    grid = expand(compose_experiment(["experiment=frozen_campaign"]))
+    assert len(grid) == 27 + 45 + 36 and grid[0].name == "cifar10_cpu_mismatch0.2_lfosa_seed1"
+    run = next(r for r in grid if r.name == "cifar10_cpu_mismatch0.3_eoal_seed2")
+    cfg = compose_experiment(["experiment=frozen_campaign", *run.overrides], with_hydra=False)
+    alone = compose_experiment(["experiment=cifar10_recall", "mismatch=0.3", "strategy=eoal", "seed=2",
+                                "model.encoder.width=32", "model.freeze=true", "trainer=cpu",
+                                f"model.pretrained={cfg.model.pretrained}"], with_hydra=False)
+    from omegaconf import OmegaConf
+    strip = {"campaign", "hydra"}
+    assert ({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in strip} ==
+            {k: v for k, v in OmegaConf.to_container(alone, resolve=True).items() if k not in strip})
+    backbone = load_backbone(str(ROOT / cfg.model.pretrained), encoder_factory(width=32, channels=3), channels=3)
+    assert backbone.out_dim == 128 and backbone.size == 32 and len(backbone.mean) == 3
